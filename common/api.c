@@ -1,0 +1,202 @@
+/* api: JSON rendering of views (see api.h). */
+#include "config.h"
+
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event_record.h"
+#include "json.h"
+
+static void
+put_ts(struct buf *b, int64_t ts, bool zero_when_absent)
+{
+	if (ts == EVENT_TS_NONE)
+		buf_adds(b, zero_when_absent ? "0" : "null");
+	else
+		buf_printf(b, "%" PRId64, ts);
+}
+
+static void
+put_gen(struct buf *b, uint64_t generation)
+{
+	buf_printf(b, "\"%016" PRIx64 "\"", generation);
+}
+
+bool
+api_raw_body(struct buf *b, const struct arena *a, uint64_t seq, struct buf *scratch)
+{
+	struct arena_rec rec;
+	struct event_raw raw;
+	if (arena_read(a, ARENA_RAW, seq, &rec, scratch) != ARENA_READ_OK || rec.kind != EVENT_REC_RAW ||
+	    event_raw_decode(scratch->data, scratch->len, &raw) < 0 || raw.body_len == 0)
+		return false;
+	/* A body that needed repair is re-served through the sanitiser so the answer stays valid JSON;
+	 * every other body is served byte for byte, big integers included. */
+	if (raw.flags & EVENT_RAW_REPAIRED)
+		json_write_sanitized(b, raw.body, raw.body_len);
+	else
+		buf_add(b, raw.body, raw.body_len);
+	return true;
+}
+
+void
+api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch)
+{
+	buf_adds(b, "{\"statuses\":[");
+	for (size_t i = 0; i < c->nst; i++) {
+		buf_adds(b, i ? ",{\"status\":" : "{\"status\":");
+		json_write_cstr(b, c->st[i].status);
+		buf_adds(b, ",\"timestamp\":");
+		put_ts(b, c->st[i].ts, true);
+		buf_addc(b, '}');
+	}
+	buf_adds(b, "],\"messages\":[");
+	for (size_t i = 0; i < c->nmsg; i++) {
+		const struct view_msg *m = &c->msg[i];
+		buf_adds(b, i ? ",{\"messageId\":" : "{\"messageId\":");
+		json_write_str(b, m->key, m->key_len);
+		buf_adds(b, ",\"role\":");
+		json_write_cstr(b, m->role);
+		buf_adds(b, ",\"text\":");
+		json_write_str(b, m->text, m->text_len);
+		buf_adds(b, ",\"timestamp\":");
+		put_ts(b, m->ts, true);
+		buf_addc(b, '}');
+	}
+	buf_adds(b, "],\"events\":[");
+	bool first = true;
+	for (size_t i = 0; i < c->nraw; i++) {
+		size_t mark = b->len;
+		if (!first)
+			buf_addc(b, ',');
+		if (api_raw_body(b, a, c->raw[i], scratch))
+			first = false;
+		else
+			b->len = mark; /* aged out of the raw ring */
+	}
+	buf_adds(b, "]}");
+}
+
+void
+api_conversations(struct buf *b, const struct view *v, const struct arena *a, struct buf *scratch)
+{
+	buf_adds(b, "{\"conversations\":{");
+	for (size_t i = 0; i < v->ncalls; i++) {
+		if (i)
+			buf_addc(b, ',');
+		json_write_str(b, v->calls[i]->id, v->calls[i]->id_len);
+		buf_addc(b, ':');
+		api_conversation(b, v->calls[i], a, scratch);
+	}
+	buf_adds(b, "}}");
+}
+
+static int
+by_activity_desc(const void *pa, const void *pb)
+{
+	const struct view_call *x = *(const struct view_call *const *)pa, *y = *(const struct view_call *const *)pb;
+	return x->last_seq < y->last_seq ? 1 : x->last_seq > y->last_seq ? -1 : 0;
+}
+
+static void
+put_summary(struct buf *b, const struct view_call *c)
+{
+	buf_adds(b, "{\"id\":");
+	json_write_str(b, c->id, c->id_len);
+	buf_adds(b, ",\"status\":");
+	json_write_cstr(b, view_call_status(c));
+	buf_printf(b, ",\"ended\":%s,\"customer\":", c->ended ? "true" : "false");
+	json_write_cstr(b, c->customer);
+	buf_printf(b,
+	           ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_activity\":%" PRIu64
+	           ",\"last_activity\":%" PRIu64 ",\"messages\":%zu,\"alerts\":%zu,\"report\":%s}",
+	           c->first_seq, c->last_seq, c->first_ns / 1000000, c->last_ns / 1000000, c->nmsg, c->nalert,
+	           c->report ? "true" : "false");
+}
+
+void
+api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq)
+{
+	buf_adds(b, "{\"generation\":");
+	put_gen(b, generation);
+	buf_printf(b, ",\"seq\":%" PRIu64 ",\"calls\":[", seq);
+	const struct view_call **order = v->ncalls ? malloc(v->ncalls * sizeof(*order)) : NULL;
+	if (v->ncalls && !order) {
+		b->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < v->ncalls; i++)
+		order[i] = v->calls[i];
+	qsort(order, v->ncalls, sizeof(*order), by_activity_desc);
+	for (size_t i = 0; i < v->ncalls; i++) {
+		if (i)
+			buf_addc(b, ',');
+		put_summary(b, order[i]);
+	}
+	free(order);
+	buf_adds(b, "]}");
+}
+
+void
+api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq)
+{
+	buf_adds(b, "{\"id\":");
+	json_write_str(b, c->id, c->id_len);
+	buf_adds(b, ",\"generation\":");
+	put_gen(b, generation);
+	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"ended\":%s", seq,
+	           c->first_seq, c->last_seq, c->ended ? "true" : "false");
+	buf_adds(b, ",\"status\":");
+	json_write_cstr(b, view_call_status(c));
+	buf_adds(b, ",\"customer\":");
+	json_write_cstr(b, c->customer);
+	buf_adds(b, ",\"statuses\":[");
+	for (size_t i = 0; i < c->nst; i++) {
+		buf_adds(b, i ? ",{\"status\":" : "{\"status\":");
+		json_write_cstr(b, c->st[i].status);
+		buf_adds(b, ",\"timestamp\":");
+		put_ts(b, c->st[i].ts, false);
+		buf_printf(b, ",\"seq\":%" PRIu64 "}", c->st[i].seq);
+	}
+	buf_adds(b, "],\"messages\":[");
+	for (size_t i = 0; i < c->nmsg; i++) {
+		const struct view_msg *m = &c->msg[i];
+		buf_adds(b, i ? ",{\"messageId\":" : "{\"messageId\":");
+		json_write_str(b, m->key, m->key_len);
+		buf_adds(b, ",\"role\":");
+		json_write_cstr(b, m->role);
+		buf_adds(b, ",\"text\":");
+		json_write_str(b, m->text, m->text_len);
+		buf_adds(b, ",\"timestamp\":");
+		put_ts(b, m->ts, false);
+		buf_printf(b, ",\"seq\":%" PRIu64 ",\"updated_seq\":%" PRIu64, m->seq, m->upd_seq);
+		/* extra is a JSON object written by ingest; its members join the message's. */
+		if (m->extra && m->extra_len > 2 && m->extra[0] == '{' && m->extra[m->extra_len - 1] == '}') {
+			buf_addc(b, ',');
+			buf_add(b, m->extra + 1, m->extra_len - 2);
+		}
+		buf_addc(b, '}');
+	}
+	buf_adds(b, "],\"report\":");
+	if (c->report)
+		buf_adds(b, c->report);
+	else
+		buf_adds(b, "null");
+	buf_adds(b, ",\"alerts\":[");
+	for (size_t i = 0; i < c->nalert; i++) {
+		const struct view_alert *al = &c->alert[i];
+		buf_adds(b, i ? "," : "");
+		buf_printf(b, "{\"type\":\"%s\",\"timestamp\":", al->type == EVENT_ALERT_HANG ? "hang" : "error");
+		put_ts(b, al->ts, false);
+		buf_printf(b, ",\"seq\":%" PRIu64, al->seq);
+		if (al->details && al->details[0] == '{') {
+			buf_adds(b, ",\"error\":");
+			buf_adds(b, al->details);
+		}
+		buf_addc(b, '}');
+	}
+	buf_adds(b, "]}");
+}

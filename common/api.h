@@ -1,0 +1,24 @@
+/* api: the JSON documents the dashboard port serves, rendered from a view (and, for raw events, from
+ * the arena's raw ring). The tutorial's shapes (/api/conversations) are kept exactly; our own
+ * endpoints (/api/calls) answer with what the dashboard needs and no raw payloads. */
+#ifndef LIVEEVENTS_API_H
+#define LIVEEVENTS_API_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "view.h"
+
+/* {"statuses": [...], "messages": [...], "events": [raw bodies]} for one call. */
+void api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch);
+/* {"conversations": {id: conversation, ...}} in order of creation. */
+void api_conversations(struct buf *b, const struct view *v, const struct arena *a, struct buf *scratch);
+/* {"generation","seq","calls":[summary...]} newest activity first. */
+void api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq);
+/* One call with statuses, messages, report and alerts. */
+void api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq);
+/* Appends the raw body of raw record seq as a JSON value; false if it is no longer stored. */
+bool api_raw_body(struct buf *b, const struct arena *a, uint64_t seq, struct buf *scratch);
+
+#endif

@@ -1,0 +1,776 @@
+/* arena: creation, validation, the single-writer append/publish protocol, recovery after a crashed
+ * writer, and the copy-then-verify reader. The layout and the protocol are specified in arena.h. */
+#include "config.h"
+
+#include "arena.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+#ifdef ARENA_KILL_POINTS
+void (*arena_kill_point)(const char *name);
+#define KILL_POINT(name)                                                                         \
+	do {                                                                                     \
+		if (arena_kill_point)                                                            \
+			arena_kill_point(name);                                                  \
+	} while (0)
+#else
+#define KILL_POINT(name) ((void)0)
+#endif
+
+#define SHM_DIR "/dev/shm/"
+
+static const char *const ring_names[ARENA_RINGS] = { "facts", "raw" };
+
+uint64_t
+arena_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --- CRC-32C (Castagnoli): hardware instruction when the CPU has it, table otherwise ---------- */
+
+static uint32_t crc_table[256];
+
+static void
+crc_table_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t
+crc_soft(uint32_t crc, const unsigned char *p, size_t n)
+{
+	if (crc_table[1] == 0)
+		crc_table_init();
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const unsigned char *p, size_t n)
+{
+	uint64_t c = crc;
+	while (n >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		n -= 8;
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (n--)
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	return c32;
+}
+
+static int crc_have_hw = -1;
+#endif
+
+uint32_t
+arena_crc32c(uint32_t crc, const void *p, size_t n)
+{
+	crc = ~crc;
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (crc_have_hw < 0)
+		crc_have_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	if (crc_have_hw)
+		return ~crc_hw(crc, p, n);
+#endif
+	return ~crc_soft(crc, p, n);
+}
+
+/* --- geometry and header ---------------------------------------------------------------------- */
+
+static uint64_t
+pow2floor(uint64_t v)
+{
+	uint64_t p = 1;
+	while (p <= v / 2)
+		p *= 2;
+	return p;
+}
+
+static uint64_t
+page_up(uint64_t v)
+{
+	return (v + ARENA_PAGE - 1) & ~(uint64_t)(ARENA_PAGE - 1);
+}
+
+int
+arena_geometry(uint64_t total, struct arena_geometry *g)
+{
+	if (total < ARENA_MIN_SIZE || total > ARENA_MAX_SIZE)
+		return -1;
+	memset(g, 0, sizeof(*g));
+	/* Raw payloads are bulky and may age out first; facts are compact and must outlive them. */
+	uint64_t data[ARENA_RINGS] = { pow2floor(total / 4), pow2floor(total / 2) };
+	uint64_t per_slot[ARENA_RINGS] = { ARENA_FACTS_BYTES_PER_SLOT, ARENA_RAW_BYTES_PER_SLOT };
+	uint64_t off = ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE;
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		struct arena_ring_geom *rg = &g->ring[r];
+		rg->slot_count = (uint32_t)pow2floor(data[r] / per_slot[r]);
+		rg->slot_size = sizeof(struct arena_slot);
+		rg->slots_off = off;
+		off = page_up(off + (uint64_t)rg->slot_count * rg->slot_size);
+		rg->data_off = off;
+		rg->data_size = data[r];
+		off = page_up(off + rg->data_size);
+	}
+	g->file_size = off;
+	return 0;
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int
+arena_check_header(const void *base, size_t size, char *err, size_t errlen)
+{
+	const struct arena_header *h = base;
+	if (size < ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE) {
+		snprintf(err, errlen, "too small to be an arena (%zu bytes)", size);
+		return -1;
+	}
+	if (memcmp(h->magic, ARENA_MAGIC, 8) != 0) {
+		snprintf(err, errlen, "not a liveevents arena (no magic)");
+		return -1;
+	}
+	if (h->layout_version != ARENA_LAYOUT_VERSION) {
+		snprintf(err, errlen, "arena layout version %u, this program reads version %u",
+		         h->layout_version, ARENA_LAYOUT_VERSION);
+		return -1;
+	}
+	if (h->abi != ARENA_ABI || h->header_size != sizeof(struct arena_header)) {
+		snprintf(err, errlen, "arena ABI %#llx, this program uses %#llx (another byte order or build)",
+		         (unsigned long long)h->abi, (unsigned long long)ARENA_ABI);
+		return -1;
+	}
+	if (h->file_size != size) {
+		snprintf(err, errlen, "arena header says %llu bytes but the object has %zu",
+		         (unsigned long long)h->file_size, size);
+		return -1;
+	}
+	if (h->control_off != ARENA_HEADER_SIZE || h->ring_count != ARENA_RINGS) {
+		snprintf(err, errlen, "arena header is inconsistent (control offset %u, %u rings)", h->control_off,
+		         h->ring_count);
+		return -1;
+	}
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		const struct arena_ring_geom *rg = &h->ring[r];
+		if (rg->slot_size != sizeof(struct arena_slot) || !is_pow2(rg->slot_count) ||
+		    !is_pow2(rg->data_size) || rg->slots_off % 64 || rg->data_off % 64 ||
+		    rg->slots_off < ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE ||
+		    rg->slots_off > size || (uint64_t)rg->slot_count * rg->slot_size > size - rg->slots_off ||
+		    rg->data_off > size || rg->data_size > size - rg->data_off) {
+			snprintf(err, errlen, "arena %s ring geometry is out of bounds", ring_names[r]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static uint64_t
+new_generation(uint64_t old)
+{
+	uint64_t g = 0;
+	while (g == 0 || g == old) {
+		if (getrandom(&g, sizeof(g), 0) != sizeof(g))
+			g = arena_now_ns() ^ ((uint64_t)getpid() << 32) ^ (old * 0x9E3779B97F4A7C15ull);
+	}
+	return g;
+}
+
+/* Writes a fresh header and control block; the magic goes last. */
+static void
+init_fresh(void *base, const struct arena_geometry *g)
+{
+	struct arena_header *h = base;
+	struct arena_control *c = (struct arena_control *)((char *)base + ARENA_HEADER_SIZE);
+	memset(base, 0, ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE);
+	h->layout_version = ARENA_LAYOUT_VERSION;
+	h->header_size = sizeof(struct arena_header);
+	h->file_size = g->file_size;
+	h->abi = ARENA_ABI;
+	h->created_ns = arena_now_ns();
+	h->control_off = ARENA_HEADER_SIZE;
+	h->ring_count = ARENA_RINGS;
+	memcpy(h->ring, g->ring, sizeof(h->ring));
+	atomic_store_explicit(&c->generation, new_generation(0), memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(h->magic, ARENA_MAGIC, 8);
+}
+
+static bool
+is_shm_path(const char *path, const char **name)
+{
+	size_t n = strlen(SHM_DIR);
+	if (strncmp(path, SHM_DIR, n) != 0 || path[n] == '\0' || strchr(path + n, '/'))
+		return false;
+	*name = path + n - 1; /* keeps the leading '/' that shm_open wants */
+	return true;
+}
+
+static int
+open_path(const char *path, int flags, mode_t mode)
+{
+	const char *name;
+	if (is_shm_path(path, &name))
+		return shm_open(name, flags | O_CLOEXEC, mode);
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+int
+arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, size_t errlen)
+{
+	struct arena_geometry g;
+	if (arena_geometry(size, &g) < 0) {
+		snprintf(err, errlen, "arena size %llu is outside [%u, %llu]", (unsigned long long)size,
+		         ARENA_MIN_SIZE, (unsigned long long)ARENA_MAX_SIZE);
+		return -1;
+	}
+	int fd = open_path(path, O_RDWR | O_CREAT, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open arena %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "arena %s is in use by another liveeventsd (%s)", path,
+		         errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat arena %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	bool fresh = st.st_size == 0;
+	if (!fresh) {
+		/* An existing object: ours only if it carries our magic, or all zeros where the magic goes
+		 * (an init that was interrupted before the magic was written). Anything else is refused
+		 * rather than overwritten: the path may point at somebody's file. */
+		char magic[8] = { 0 };
+		ssize_t n = pread(fd, magic, sizeof(magic), 0);
+		static const char zero[8];
+		if (n == (ssize_t)sizeof(magic) && memcmp(magic, zero, 8) == 0) {
+			fresh = true;
+		} else if (n != (ssize_t)sizeof(magic) || memcmp(magic, ARENA_MAGIC, 8) != 0) {
+			snprintf(err, errlen, "%s exists and is not a liveevents arena; refusing to overwrite it", path);
+			goto fail;
+		}
+	}
+	if (fresh) {
+		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)g.file_size) < 0) {
+			snprintf(err, errlen, "cannot size arena %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		/* Allocate every block now, so a full disk or tmpfs fails here and not as SIGBUS later. */
+		int rc = posix_fallocate(fd, 0, (off_t)g.file_size);
+		if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+			snprintf(err, errlen, "cannot allocate %llu bytes for arena %s: %s",
+			         (unsigned long long)g.file_size, path, strerror(rc));
+			(void)ftruncate(fd, 0);
+			goto fail;
+		}
+		void *base = mmap(NULL, ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED) {
+			snprintf(err, errlen, "cannot map arena %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		init_fresh(base, &g);
+		msync(base, ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE, MS_SYNC);
+		munmap(base, ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE);
+	} else {
+		size_t maplen = (size_t)st.st_size;
+		if ((uint64_t)st.st_size < ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE) {
+			snprintf(err, errlen, "arena %s: too small (%lld bytes)", path, (long long)st.st_size);
+			goto fail;
+		}
+		void *base = mmap(NULL, ARENA_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED) {
+			snprintf(err, errlen, "cannot map arena %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		char why[160];
+		/* Check the header as if it were the whole object; file_size is compared below. */
+		const struct arena_header *h = base;
+		int bad = 0;
+		if (h->layout_version != ARENA_LAYOUT_VERSION) {
+			snprintf(err, errlen, "arena %s has layout version %u, this program needs version %u",
+			         path, h->layout_version, ARENA_LAYOUT_VERSION);
+			bad = 1;
+		} else if (h->file_size != (uint64_t)st.st_size || h->file_size != g.file_size ||
+		           memcmp(h->ring, g.ring, sizeof(g.ring)) != 0) {
+			snprintf(err, errlen,
+			         "arena %s is %llu bytes, but the configured arena size needs %llu; "
+			         "remove it or start with the size it was created with",
+			         path, (unsigned long long)st.st_size, (unsigned long long)g.file_size);
+			bad = 1;
+		}
+		munmap(base, ARENA_HEADER_SIZE);
+		if (bad)
+			goto fail;
+		base = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
+		if (base == MAP_FAILED) {
+			snprintf(err, errlen, "cannot map arena %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		int rc = arena_check_header(base, maplen, why, sizeof(why));
+		munmap(base, maplen);
+		if (rc < 0) {
+			snprintf(err, errlen, "arena %s: %s", path, why);
+			goto fail;
+		}
+	}
+	*ro_fd = open_path(path, O_RDONLY, 0);
+	if (*ro_fd < 0) {
+		snprintf(err, errlen, "cannot reopen arena %s read-only: %s", path, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int
+arena_map(struct arena *a, int fd, bool writable, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	a->fd = fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat arena: %s", strerror(errno));
+		return -1;
+	}
+	if (st.st_size < (off_t)(ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE)) {
+		snprintf(err, errlen, "arena too small (%lld bytes)", (long long)st.st_size);
+		return -1;
+	}
+	a->size = (size_t)st.st_size;
+	struct statfs sfs;
+	a->file_backed = fstatfs(fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC;
+	a->base = mmap(NULL, a->size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+	if (a->base == MAP_FAILED) {
+		a->base = NULL;
+		snprintf(err, errlen, "cannot map arena: %s", strerror(errno));
+		return -1;
+	}
+	if (arena_check_header(a->base, a->size, err, errlen) < 0) {
+		arena_unmap(a);
+		return -1;
+	}
+	a->writable = writable;
+	a->hdr = a->base;
+	a->ctl = (struct arena_control *)((char *)a->base + ARENA_HEADER_SIZE);
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		const struct arena_ring_geom *rg = &a->hdr->ring[r];
+		struct arena_ring *ring = &a->ring[r];
+		ring->slots = (struct arena_slot *)((char *)a->base + rg->slots_off);
+		ring->data = (unsigned char *)a->base + rg->data_off;
+		ring->data_size = rg->data_size;
+		ring->data_mask = rg->data_size - 1;
+		ring->slot_count = rg->slot_count;
+		ring->slot_mask = rg->slot_count - 1;
+		ring->max_record = rg->data_size / ARENA_MAX_RECORD_DIVISOR;
+		if (ring->max_record > UINT32_MAX)
+			ring->max_record = UINT32_MAX;
+		ring->pend_head_seq = atomic_load_explicit(&a->ctl->ring[r].head_seq, memory_order_acquire);
+		ring->pend_data_head = atomic_load_explicit(&a->ctl->ring[r].data_head, memory_order_acquire);
+	}
+	return 0;
+}
+
+void
+arena_unmap(struct arena *a)
+{
+	if (a->base)
+		munmap(a->base, a->size);
+	a->base = NULL;
+	a->hdr = NULL;
+	a->ctl = NULL;
+}
+
+/* --- writer ------------------------------------------------------------------------------------ */
+
+static void
+wipe_ring(struct arena *a, int r)
+{
+	struct arena_ring *ring = &a->ring[r];
+	memset(ring->slots, 0, ring->slot_count * sizeof(struct arena_slot));
+	memset(ring->data, 0, ring->data_size);
+}
+
+static void
+sync_if_file(struct arena *a)
+{
+	/* Health data must not linger on disk: push the overwritten pages out now. */
+	if (a->file_backed)
+		msync(a->base, a->size, MS_SYNC);
+}
+
+/* Re-initialises the control block and wipes the records: used when recovery finds the structure
+ * broken. Readers see the new generation and start over. */
+static void
+reinit(struct arena *a)
+{
+	struct arena_control *c = a->ctl;
+	uint64_t old = atomic_load_explicit(&c->generation, memory_order_relaxed);
+	uint64_t recoveries = atomic_load_explicit(&c->recoveries, memory_order_relaxed);
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		struct arena_ring_ctl *rc = &c->ring[r];
+		/* Everything becomes unreadable before a single byte is wiped. */
+		uint64_t h = atomic_load_explicit(&rc->head_seq, memory_order_relaxed);
+		atomic_store_explicit(&rc->tail_seq, h, memory_order_release);
+	}
+	atomic_store_explicit(&c->generation, new_generation(old), memory_order_release);
+	atomic_thread_fence(memory_order_release);
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		struct arena_ring_ctl *rc = &c->ring[r];
+		wipe_ring(a, r);
+		atomic_store_explicit(&rc->head_seq, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->tail_seq, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->data_head, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->data_tail, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->evicted, 0, memory_order_relaxed);
+		atomic_store_explicit(&rc->evicted_bytes, 0, memory_order_relaxed);
+		a->ring[r].pend_head_seq = 0;
+		a->ring[r].pend_data_head = 0;
+	}
+	for (int i = 0; i < ARENA_NCOUNTERS; i++)
+		atomic_store_explicit(&c->counters[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&c->recoveries, recoveries + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	sync_if_file(a);
+}
+
+static bool
+slot_valid(const struct arena *a, int r, uint64_t s, uint64_t expect_pos)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	const struct arena_slot *sl = &ring->slots[s & ring->slot_mask];
+	if (atomic_load_explicit(&sl->seq, memory_order_relaxed) != s || sl->len > ring->max_record ||
+	    sl->pos != expect_pos)
+		return false;
+	uint64_t off = sl->pos & ring->data_mask;
+	uint64_t first = ring->data_size - off;
+	uint32_t crc;
+	if (first >= sl->len) {
+		crc = arena_crc32c(0, ring->data + off, sl->len);
+	} else {
+		crc = arena_crc32c(0, ring->data + off, first);
+		crc = arena_crc32c(crc, ring->data, sl->len - first);
+	}
+	return crc == sl->crc;
+}
+
+int
+arena_recover(struct arena *a, char *why, size_t whylen)
+{
+	struct arena_control *c = a->ctl;
+	why[0] = '\0';
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		struct arena_ring *ring = &a->ring[r];
+		struct arena_ring_ctl *rc = &c->ring[r];
+		uint64_t head = atomic_load_explicit(&rc->head_seq, memory_order_acquire);
+		uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_acquire);
+		uint64_t dhead = atomic_load_explicit(&rc->data_head, memory_order_acquire);
+		uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_acquire);
+		const char *broken = NULL;
+		if (tail > head)
+			broken = "tail beyond head";
+		else if (head - tail > ring->slot_count)
+			broken = "more records than slots";
+		else if (dtail > dhead)
+			broken = "data tail beyond data head";
+		else if (dhead - dtail > ring->data_size)
+			broken = "more data than the ring holds";
+		else if (tail < head &&
+		         (ring->slots[tail & ring->slot_mask].pos < dtail ||
+		          ring->slots[tail & ring->slot_mask].pos > dhead))
+			broken = "oldest record outside the data window";
+		if (broken) {
+			snprintf(why, whylen, "%s ring: %s; re-initialised with a new generation", ring_names[r],
+			         broken);
+			reinit(a);
+			return 1;
+		}
+		/* Walk the committed records; the first one that fails validation and everything after it
+		 * are truncated (they can only be the remains of an interrupted or torn write). */
+		uint64_t pos = tail < head ? ring->slots[tail & ring->slot_mask].pos : dtail;
+		uint64_t first_pos = pos;
+		uint64_t s = tail;
+		for (; s < head; s++) {
+			if (!slot_valid(a, r, s, pos))
+				break;
+			pos += ARENA_ALIGN(ring->slots[s & ring->slot_mask].len);
+		}
+		if (s < head) {
+			size_t n = strlen(why);
+			snprintf(why + n, whylen - n, "%s%s ring: truncated %llu invalid record(s) from seq %llu",
+			         n ? "; " : "", ring_names[r], (unsigned long long)(head - s), (unsigned long long)s);
+		}
+		/* Unpublished bytes of an interrupted append lie beyond pos; they are simply reused. */
+		atomic_store_explicit(&rc->data_tail, first_pos, memory_order_relaxed);
+		atomic_store_explicit(&rc->data_head, pos, memory_order_relaxed);
+		atomic_store_explicit(&rc->head_seq, s, memory_order_release);
+		ring->pend_head_seq = s;
+		ring->pend_data_head = pos;
+	}
+	atomic_store_explicit(&c->writer_pid, (uint64_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&c->writer_start_ns, arena_now_ns(), memory_order_relaxed);
+	arena_heartbeat(a);
+	if (why[0])
+		atomic_fetch_add_explicit(&c->recoveries, 1, memory_order_relaxed);
+	return 0;
+}
+
+uint64_t
+arena_next_seq(const struct arena *a, enum arena_ring_id r)
+{
+	return a->ring[r].pend_head_seq;
+}
+
+uint64_t
+arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flags, uint64_t ref,
+             const struct iovec *iov, int iovcnt)
+{
+	struct arena_ring *ring = &a->ring[r];
+	struct arena_ring_ctl *rc = &a->ctl->ring[r];
+	uint64_t len = 0;
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (len > ring->max_record)
+		return UINT64_MAX;
+	uint64_t alen = ARENA_ALIGN(len);
+	uint64_t seq = ring->pend_head_seq;
+	uint64_t dhead = ring->pend_data_head;
+	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_relaxed);
+	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_relaxed);
+	uint64_t n_evicted = 0, bytes_evicted = 0;
+	while (seq - tail >= ring->slot_count || dhead + alen - dtail > ring->data_size) {
+		if (tail == seq) {
+			dtail = dhead;
+			break;
+		}
+		const struct arena_slot *old = &ring->slots[tail & ring->slot_mask];
+		uint64_t end = old->pos + ARENA_ALIGN(old->len);
+		bytes_evicted += end - dtail;
+		tail++;
+		dtail = tail == seq ? dhead : ring->slots[tail & ring->slot_mask].pos;
+		n_evicted++;
+	}
+	if (n_evicted) {
+		/* Readers check tail_seq after copying: it must be visible before any byte is reused. */
+		atomic_store_explicit(&rc->tail_seq, tail, memory_order_release);
+		atomic_store_explicit(&rc->data_tail, dtail, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rc->evicted, n_evicted, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rc->evicted_bytes, bytes_evicted, memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
+	}
+	KILL_POINT("append:evicted");
+	uint32_t crc = 0;
+	uint64_t p = dhead;
+	for (int i = 0; i < iovcnt; i++) {
+		const unsigned char *src = iov[i].iov_base;
+		uint64_t n = iov[i].iov_len;
+		crc = arena_crc32c(crc, src, n);
+		while (n) {
+			uint64_t off = p & ring->data_mask;
+			uint64_t chunk = ring->data_size - off;
+			if (chunk > n)
+				chunk = n;
+			memcpy(ring->data + off, src, chunk);
+			src += chunk;
+			p += chunk;
+			n -= chunk;
+		}
+		if (i == 0)
+			KILL_POINT("append:data");
+	}
+	struct arena_slot *sl = &ring->slots[seq & ring->slot_mask];
+	sl->pos = dhead;
+	sl->len = (uint32_t)len;
+	sl->crc = crc;
+	sl->time_ns = arena_now_ns();
+	sl->ref = ref;
+	sl->kind = kind;
+	sl->flags = flags;
+	KILL_POINT("append:slot");
+	atomic_store_explicit(&sl->seq, seq, memory_order_release);
+	ring->pend_head_seq = seq + 1;
+	ring->pend_data_head = dhead + alen;
+	return seq;
+}
+
+void
+arena_rollback(struct arena *a)
+{
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		a->ring[r].pend_head_seq = atomic_load_explicit(&a->ctl->ring[r].head_seq, memory_order_relaxed);
+		a->ring[r].pend_data_head = atomic_load_explicit(&a->ctl->ring[r].data_head, memory_order_relaxed);
+	}
+}
+
+void
+arena_publish(struct arena *a)
+{
+	/* Raw first: a fact that refers to a raw record is never visible before that record. */
+	static const int order[ARENA_RINGS] = { ARENA_RAW, ARENA_FACTS };
+	for (int i = 0; i < ARENA_RINGS; i++) {
+		int r = order[i];
+		struct arena_ring *ring = &a->ring[r];
+		struct arena_ring_ctl *rc = &a->ctl->ring[r];
+		if (atomic_load_explicit(&rc->head_seq, memory_order_relaxed) == ring->pend_head_seq)
+			continue;
+		atomic_store_explicit(&rc->data_head, ring->pend_data_head, memory_order_relaxed);
+		KILL_POINT("publish:data_head");
+		atomic_store_explicit(&rc->head_seq, ring->pend_head_seq, memory_order_release);
+		if (i == 0)
+			KILL_POINT("publish:between");
+	}
+}
+
+void
+arena_reset(struct arena *a)
+{
+	struct arena_control *c = a->ctl;
+	/* Make every record unreadable first, then announce the new generation, then overwrite. */
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		struct arena_ring *ring = &a->ring[r];
+		struct arena_ring_ctl *rc = &c->ring[r];
+		atomic_store_explicit(&rc->data_tail, ring->pend_data_head, memory_order_relaxed);
+		atomic_store_explicit(&rc->data_head, ring->pend_data_head, memory_order_relaxed);
+		atomic_store_explicit(&rc->head_seq, ring->pend_head_seq, memory_order_release);
+		atomic_store_explicit(&rc->tail_seq, ring->pend_head_seq, memory_order_release);
+	}
+	uint64_t old = atomic_load_explicit(&c->generation, memory_order_relaxed);
+	atomic_store_explicit(&c->generation, new_generation(old), memory_order_release);
+	atomic_thread_fence(memory_order_release);
+	KILL_POINT("reset:announced");
+	for (int r = 0; r < ARENA_RINGS; r++)
+		wipe_ring(a, r);
+	atomic_fetch_add_explicit(&c->counters[ARENA_C_RESETS], 1, memory_order_relaxed);
+	sync_if_file(a);
+}
+
+void
+arena_count(struct arena *a, enum arena_counter c, uint64_t n)
+{
+	atomic_fetch_add_explicit(&a->ctl->counters[c], n, memory_order_relaxed);
+}
+
+void
+arena_heartbeat(struct arena *a)
+{
+	atomic_store_explicit(&a->ctl->heartbeat_ns, arena_now_ns(), memory_order_relaxed);
+}
+
+/* --- reader ------------------------------------------------------------------------------------ */
+
+uint64_t
+arena_generation(const struct arena *a)
+{
+	return atomic_load_explicit(&a->ctl->generation, memory_order_acquire);
+}
+
+uint64_t
+arena_head(const struct arena *a, enum arena_ring_id r)
+{
+	return atomic_load_explicit(&a->ctl->ring[r].head_seq, memory_order_acquire);
+}
+
+uint64_t
+arena_tail(const struct arena *a, enum arena_ring_id r)
+{
+	return atomic_load_explicit(&a->ctl->ring[r].tail_seq, memory_order_acquire);
+}
+
+uint64_t
+arena_counter_get(const struct arena *a, enum arena_counter c)
+{
+	if ((unsigned)c >= ARENA_NCOUNTERS)
+		return 0;
+	return atomic_load_explicit(&a->ctl->counters[c], memory_order_relaxed);
+}
+
+/* The one place that copies bytes the writer may be rewriting at the same moment. Whatever it
+ * copies is only trusted after the caller's acquire fence and tail re-check. */
+static void
+racy_copy(void *dst, const volatile void *src, size_t n)
+{
+	memcpy(dst, (const void *)src, n);
+}
+
+enum arena_read_status
+arena_read(const struct arena *a, enum arena_ring_id r, uint64_t seq, struct arena_rec *rec, struct buf *out)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	const struct arena_ring_ctl *rc = &a->ctl->ring[r];
+	if (seq >= atomic_load_explicit(&rc->head_seq, memory_order_acquire))
+		return ARENA_READ_END;
+	if (seq < atomic_load_explicit(&rc->tail_seq, memory_order_acquire))
+		return ARENA_READ_OVERRUN;
+	const struct arena_slot *sl = &ring->slots[seq & ring->slot_mask];
+	struct arena_slot copy;
+	uint64_t sseq = atomic_load_explicit(&sl->seq, memory_order_acquire);
+	racy_copy(&copy, sl, sizeof(copy));
+	buf_reset(out);
+	bool bad = copy.len > ring->max_record;
+	if (!bad) {
+		if (!buf_reserve(out, copy.len))
+			return ARENA_READ_CORRUPT;
+		uint64_t off = copy.pos & ring->data_mask;
+		uint64_t first = ring->data_size - off;
+		if (first >= copy.len) {
+			racy_copy(out->data, ring->data + off, copy.len);
+		} else {
+			racy_copy(out->data, ring->data + off, first);
+			racy_copy(out->data + first, ring->data, copy.len - first);
+		}
+		out->len = copy.len;
+	}
+	atomic_thread_fence(memory_order_acquire);
+	if (seq < atomic_load_explicit(&rc->tail_seq, memory_order_relaxed)) {
+		buf_reset(out);
+		return ARENA_READ_OVERRUN;
+	}
+	if (bad || sseq != seq || arena_crc32c(0, out->data, out->len) != copy.crc) {
+		buf_reset(out);
+		return ARENA_READ_CORRUPT;
+	}
+	rec->seq = seq;
+	rec->time_ns = copy.time_ns;
+	rec->ref = copy.ref;
+	rec->len = copy.len;
+	rec->kind = copy.kind;
+	rec->flags = copy.flags;
+	return ARENA_READ_OK;
+}

@@ -1,0 +1,727 @@
+/* event: webhook body → fact record + redacted raw body (see event.h). */
+#include "config.h"
+
+#include "event.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "hash.h"
+
+/* Keys whose values are secrets wherever they appear (compared case-insensitively). */
+static const char *const secret_keys[] = {
+	"secret",       "x-interactly-secret", "x-vapi-secret", "authorization", "proxy-authorization",
+	"apikey",       "api_key",             "api-key",       "password",      "access_token",
+	"refresh_token", "bearer_token",       "client_secret", "private_key",   "credential",
+};
+/* Bounds on the lengths of the names above (escaped keys may be longer than they read). */
+#define KEY_MIN_LEN 6
+#define KEY_MAX_ESCAPED 60
+/* Objects whose "headers" member echoes the request headers the platform sends us. */
+static const char *const server_keys[] = { "assistantServer", "server" };
+
+void
+event_builder_init(struct event_builder *eb)
+{
+	memset(eb, 0, sizeof(*eb));
+}
+
+void
+event_builder_free(struct event_builder *eb)
+{
+	free(eb->mark);
+	free(eb->seen);
+	buf_free(&eb->tmp);
+	buf_free(&eb->tmp2);
+	memset(eb, 0, sizeof(*eb));
+}
+
+void
+event_secrets_add(struct event_secrets *s, const char *v, size_t n)
+{
+	if (n == 0 || s->n >= EVENT_MAX_SECRETS)
+		return;
+	for (int i = 0; i < s->n; i++)
+		if (s->len[i] == n && memcmp(s->v[i], v, n) == 0)
+			return;
+	char *p = malloc(n + 1);
+	if (!p)
+		return;
+	memcpy(p, v, n);
+	p[n] = '\0';
+	s->v[s->n] = p;
+	s->len[s->n] = n;
+	s->n++;
+}
+
+void
+event_secrets_clear(struct event_secrets *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->v[i]);
+	s->n = 0;
+}
+
+/* --- timestamps --------------------------------------------------------------------------------- */
+
+bool
+event_time_from_number(double v, int64_t *ms)
+{
+	if (!isfinite(v) || v <= 0)
+		return false;
+	/* The unit is whichever puts the value in a plausible range: seconds, milliseconds (Interactly,
+	 * Vapi's fractional `time`), microseconds or nanoseconds. */
+	static const double scale[] = { 1e3, 1, 1e-3, 1e-6 };
+	for (size_t i = 0; i < sizeof(scale) / sizeof(scale[0]); i++) {
+		double m = v * scale[i];
+		if (m >= (double)EVENT_TS_MIN && m <= (double)EVENT_TS_MAX) {
+			*ms = (int64_t)llround(m);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int
+digits(const char *s, size_t n, size_t *i, int count)
+{
+	int v = 0;
+	for (int k = 0; k < count; k++) {
+		if (*i >= n || !isdigit((unsigned char)s[*i]))
+			return -1;
+		v = v * 10 + (s[(*i)++] - '0');
+	}
+	return v;
+}
+
+bool
+event_time_from_iso(const char *s, size_t n, int64_t *ms)
+{
+	size_t i = 0;
+	int Y = digits(s, n, &i, 4);
+	if (Y < 0 || i >= n || s[i++] != '-')
+		return false;
+	int M = digits(s, n, &i, 2);
+	if (M < 1 || M > 12 || i >= n || s[i++] != '-')
+		return false;
+	int D = digits(s, n, &i, 2);
+	if (D < 1 || D > 31)
+		return false;
+	int h = 0, mi = 0, sec = 0;
+	double frac = 0;
+	int64_t offset_s = 0;
+	if (i < n && (s[i] == 'T' || s[i] == 't' || s[i] == ' ')) {
+		i++;
+		h = digits(s, n, &i, 2);
+		if (h < 0 || h > 23 || i >= n || s[i++] != ':')
+			return false;
+		mi = digits(s, n, &i, 2);
+		if (mi < 0 || mi > 59)
+			return false;
+		if (i < n && s[i] == ':') {
+			i++;
+			sec = digits(s, n, &i, 2);
+			if (sec < 0 || sec > 60)
+				return false;
+			if (i < n && (s[i] == '.' || s[i] == ',')) {
+				i++;
+				double f = 0.1;
+				size_t start = i;
+				while (i < n && isdigit((unsigned char)s[i])) {
+					frac += (s[i++] - '0') * f;
+					f /= 10;
+				}
+				if (i == start)
+					return false;
+			}
+		}
+		if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+			i++;
+		} else if (i < n && (s[i] == '+' || s[i] == '-')) {
+			int sign = s[i++] == '-' ? -1 : 1;
+			int oh = digits(s, n, &i, 2);
+			if (oh < 0 || oh > 23)
+				return false;
+			if (i < n && s[i] == ':')
+				i++;
+			int om = digits(s, n, &i, 2);
+			if (om < 0 || om > 59)
+				return false;
+			offset_s = sign * (oh * 3600 + om * 60);
+		}
+	}
+	if (i != n)
+		return false;
+	struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return false;
+	int64_t v = ((int64_t)t - offset_s) * 1000 + (int64_t)llround(frac * 1000);
+	if (v < EVENT_TS_MIN || v > EVENT_TS_MAX)
+		return false;
+	*ms = v;
+	return true;
+}
+
+bool
+event_time_ms(const struct json_doc *doc, int tok, int64_t *ms)
+{
+	if (tok < 0)
+		return false;
+	if (json_is_number(doc, tok)) {
+		double v;
+		return json_get_double(doc, tok, &v) && event_time_from_number(v, ms);
+	}
+	if (!json_is_string(doc, tok))
+		return false;
+	const jsmntok_t *t = &doc->tok[tok];
+	const char *s = doc->text + t->start;
+	size_t n = (size_t)(t->end - t->start);
+	if (n == 0 || n > 64)
+		return false;
+	bool all_digits = true;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]) && s[i] != '.')
+			all_digits = false;
+	if (all_digits) {
+		char tmp[65];
+		memcpy(tmp, s, n);
+		tmp[n] = '\0';
+		return event_time_from_number(strtod(tmp, NULL), ms);
+	}
+	return event_time_from_iso(s, n, ms);
+}
+
+/* --- small helpers ------------------------------------------------------------------------------- */
+
+/* Unescaped value of a string token into b (reset first); false if tok is not a string. */
+static bool
+str_into(const struct json_doc *d, int tok, struct buf *b, unsigned *repairs)
+{
+	buf_reset(b);
+	if (!json_is_string(d, tok))
+		return false;
+	const jsmntok_t *t = &d->tok[tok];
+	size_t n = (size_t)(t->end - t->start);
+	if (!buf_reserve(b, JSON_UNESCAPED_MAX(n)))
+		return false;
+	b->len = json_unescape(d->text + t->start, n, b->data, repairs);
+	return true;
+}
+
+/* Copies at most max bytes of s into dst (size max + 1), cutting at a character boundary. */
+static size_t
+copy_cut(char *dst, size_t max, const char *s, size_t n)
+{
+	size_t k = n <= max ? n : json_utf8_prefix(s, max, max);
+	memcpy(dst, s, k);
+	dst[k] = '\0';
+	return k;
+}
+
+static bool
+key_is(const struct json_doc *d, int key, const char *const *names, size_t count, bool nocase)
+{
+	const jsmntok_t *t = &d->tok[key];
+	const char *s = d->text + t->start;
+	size_t n = (size_t)(t->end - t->start);
+	char tmp[64];
+	if (n < KEY_MIN_LEN || n > KEY_MAX_ESCAPED)
+		return false;
+	if (memchr(s, '\\', n)) {
+		if (n >= sizeof(tmp) / 3)
+			return false;
+		n = json_unescape(s, n, tmp, NULL);
+		s = tmp;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t m = strlen(names[i]);
+		if (m == n && (nocase ? strncasecmp(s, names[i], n) == 0 : memcmp(s, names[i], n) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* --- redaction ----------------------------------------------------------------------------------- */
+
+struct ctx {
+	struct event_builder *eb;
+	const struct json_doc *d;
+	struct event_secrets *sec;
+	struct event_result *res;
+	bool any_mark;
+};
+
+static void
+mark_value(struct ctx *x, int v)
+{
+	const struct json_doc *d = x->d;
+	if (json_is_object(d, v)) {
+		for (int k = json_first(d, v); k >= 0; k = json_after(d, v, k))
+			mark_value(x, k + 1);
+		return;
+	}
+	if (json_is_array(d, v)) {
+		for (int e = json_first(d, v); e >= 0; e = json_after(d, v, e))
+			mark_value(x, e);
+		return;
+	}
+	x->eb->mark[v] = 1;
+	x->any_mark = true;
+	if (x->sec && json_is_string(d, v) && str_into(d, v, &x->eb->tmp, NULL)) {
+		const char *s = x->eb->tmp.data;
+		size_t n = x->eb->tmp.len;
+		/* "Bearer xyz": the token alone is the secret that may be echoed elsewhere. */
+		if (n > 7 && strncasecmp(s, "Bearer ", 7) == 0)
+			event_secrets_add(x->sec, s + 7, n - 7);
+		event_secrets_add(x->sec, s, n);
+	}
+}
+
+static void
+note_header_names(struct ctx *x, int headers)
+{
+	const struct json_doc *d = x->d;
+	for (int k = json_first(d, headers); k >= 0; k = json_after(d, headers, k)) {
+		if (x->res->nredact_headers >= EVENT_MAX_REDACT_HEADERS)
+			return;
+		const jsmntok_t *t = &d->tok[k];
+		size_t n = (size_t)(t->end - t->start);
+		if (n == 0 || n >= sizeof(x->res->redact_headers[0]) || memchr(d->text + t->start, '\\', n))
+			continue;
+		memcpy(x->res->redact_headers[x->res->nredact_headers], d->text + t->start, n);
+		x->res->redact_headers[x->res->nredact_headers][n] = '\0';
+		x->res->nredact_headers++;
+	}
+}
+
+static void
+walk(struct ctx *x, int tok)
+{
+	const struct json_doc *d = x->d;
+	if (json_is_array(d, tok)) {
+		for (int e = json_first(d, tok); e >= 0; e = json_after(d, tok, e))
+			walk(x, e);
+		return;
+	}
+	if (!json_is_object(d, tok))
+		return;
+	int parent_key = d->tok[tok].parent;
+	bool in_server = parent_key >= 0 && json_is_string(d, parent_key) &&
+	                 key_is(d, parent_key, server_keys, sizeof(server_keys) / sizeof(server_keys[0]), false);
+	for (int k = json_first(d, tok); k >= 0; k = json_after(d, tok, k)) {
+		int v = k + 1;
+		if (key_is(d, k, secret_keys, sizeof(secret_keys) / sizeof(secret_keys[0]), true)) {
+			mark_value(x, v);
+		} else if (in_server && key_is(d, k, (const char *const[]){ "headers" }, 1, false)) {
+			if (json_is_object(d, v))
+				note_header_names(x, v);
+			mark_value(x, v);
+		} else {
+			walk(x, v);
+		}
+	}
+}
+
+/* A secret can be scrubbed from raw JSON text only if it appears there byte for byte. */
+static bool
+json_safe(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+			return false;
+	return true;
+}
+
+/* Replaces every occurrence of every scrubbable secret in b (using tmp as scratch). */
+static void
+scrub(struct buf *b, const struct event_secrets *sec, struct buf *tmp)
+{
+	if (!sec)
+		return;
+	for (int i = 0; i < sec->n; i++) {
+		const char *s = sec->v[i];
+		size_t n = sec->len[i];
+		if (n < EVENT_SECRET_MIN_SCRUB || !json_safe(s, n) || b->len < n)
+			continue;
+		const char *hit = memmem(b->data, b->len, s, n);
+		if (!hit)
+			continue;
+		buf_reset(tmp);
+		const char *p = b->data, *end = b->data + b->len;
+		while (hit) {
+			buf_add(tmp, p, (size_t)(hit - p));
+			buf_adds(tmp, EVENT_REDACTED);
+			p = hit + n;
+			hit = memmem(p, (size_t)(end - p), s, n);
+		}
+		buf_add(tmp, p, (size_t)(end - p));
+		struct buf swap = *b;
+		*b = *tmp;
+		*tmp = swap;
+	}
+}
+
+/* --- extraction --------------------------------------------------------------------------------- */
+
+struct seen_entry {
+	uint64_t h;
+	uint32_t off, len; /* key bytes in eb->tmp2 */
+};
+
+/* Per-event key set, so a body listing one messageId twice adds it once (first wins). */
+static bool
+seen_check_add(struct event_builder *eb, const char *key, size_t len, size_t cap)
+{
+	struct seen_entry *tab = eb->seen;
+	uint64_t h = hash_bytes(key, len);
+	size_t j = h & (cap - 1);
+	for (; tab[j].len || tab[j].off; j = (j + 1) & (cap - 1))
+		if (tab[j].h == h && tab[j].len == len && memcmp(eb->tmp2.data + tab[j].off - 1, key, len) == 0)
+			return true;
+	size_t off = eb->tmp2.len;
+	buf_add(&eb->tmp2, key, len);
+	tab[j] = (struct seen_entry){ .h = h, .off = (uint32_t)off + 1, .len = (uint32_t)len };
+	return false;
+}
+
+static void
+put_member(struct buf *b, bool *first, const char *name, const struct json_doc *d, int tok)
+{
+	if (tok < 0 || json_is_null(d, tok))
+		return;
+	if (json_is_string(d, tok) && d->tok[tok].end == d->tok[tok].start)
+		return; /* "" carries nothing */
+	buf_adds(b, *first ? "{" : ",");
+	*first = false;
+	json_write_cstr(b, name);
+	buf_addc(b, ':');
+	json_write_token(b, d, tok);
+}
+
+static void
+end_object(struct buf *b, bool first)
+{
+	buf_adds(b, first ? "{}" : "}");
+}
+
+static void
+build_report(struct ctx *x, int msg, int call, struct buf *out)
+{
+	const struct json_doc *d = x->d;
+	int analysis = json_obj_get(d, msg, "analysis");
+	int cost = json_obj_get(d, call, "cost");
+	int artifact = json_obj_get(d, msg, "artifact");
+	bool first = true;
+	buf_reset(out);
+	int summary = json_obj_get(d, analysis, "summary");
+	if (summary < 0)
+		summary = json_obj_get(d, msg, "summary");
+	put_member(out, &first, "summary", d, summary);
+	put_member(out, &first, "successEvaluation", d, json_obj_get(d, analysis, "successEvaluation"));
+	put_member(out, &first, "outcome", d, json_obj_get(d, analysis, "outcome"));
+	put_member(out, &first, "structuredData", d, json_obj_get(d, analysis, "structuredData"));
+	put_member(out, &first, "durationMs", d, json_obj_get(d, call, "assistantCallDuration"));
+	int secs = json_obj_get(d, cost, "callDuration");
+	if (secs < 0)
+		secs = json_obj_get(d, msg, "durationSeconds");
+	put_member(out, &first, "durationSeconds", d, secs);
+	int total = json_obj_get(d, cost, "totalCost");
+	if (total < 0 && json_is_number(d, json_obj_get(d, msg, "cost")))
+		total = json_obj_get(d, msg, "cost");
+	put_member(out, &first, "cost", d, total);
+	put_member(out, &first, "endedBy", d, json_obj_get(d, call, "callEndTriggerBy"));
+	put_member(out, &first, "endReason", d, json_obj_get(d, call, "phoneCallStatusReason"));
+	put_member(out, &first, "endedReason", d, json_obj_get(d, msg, "endedReason"));
+	put_member(out, &first, "startedAt", d, json_obj_get(d, call, "startAt"));
+	put_member(out, &first, "endedAt", d, json_obj_get(d, call, "endAt"));
+	int rec = json_obj_get(d, call, "recording");
+	if (json_is_object(d, rec) && json_obj_get(d, rec, "path") >= 0 &&
+	    d->tok[json_obj_get(d, rec, "path")].end > d->tok[json_obj_get(d, rec, "path")].start)
+		put_member(out, &first, "recording", d, rec);
+	int url = json_obj_get(d, artifact, "recordingUrl");
+	if (url < 0)
+		url = json_obj_get(d, msg, "recordingUrl");
+	put_member(out, &first, "recordingUrl", d, url);
+	end_object(out, first);
+	if (json_is_string(d, json_obj_get(d, analysis, "successEvaluation"))) {
+		str_into(d, json_obj_get(d, analysis, "successEvaluation"), &x->eb->tmp, NULL);
+		copy_cut(x->res->detail, 64, x->eb->tmp.data ? x->eb->tmp.data : "", x->eb->tmp.len);
+	}
+}
+
+static void
+build_error(struct ctx *x, int msg, struct buf *out)
+{
+	const struct json_doc *d = x->d;
+	int err = json_obj_get(d, msg, "error");
+	buf_reset(out);
+	if (err >= 0)
+		json_write_token(out, d, err);
+	int type = json_obj_get(d, err, "type"), code = json_obj_get(d, err, "code");
+	struct buf *t = &x->eb->tmp;
+	char a[64] = "", b[64] = "";
+	if (str_into(d, type, t, NULL))
+		copy_cut(a, 60, t->data, t->len);
+	if (str_into(d, code, t, NULL))
+		copy_cut(b, 60, t->data, t->len);
+	snprintf(x->res->detail, sizeof(x->res->detail), "%s%s%s", a, (a[0] && b[0]) ? "/" : "", b);
+}
+
+/* Skipped (interrupted) assistant replies of a user message, as {"skipped":[...]}. */
+static void
+build_extra(const struct json_doc *d, int m, struct buf *out)
+{
+	buf_reset(out);
+	int sk = json_obj_get(d, m, "skippedAssistantMessages");
+	if (json_array_len(d, sk) <= 0)
+		return;
+	buf_adds(out, "{\"skipped\":[");
+	bool first = true;
+	for (int e = json_first(d, sk); e >= 0; e = json_after(d, sk, e)) {
+		bool f2 = true;
+		buf_adds(out, first ? "" : ",");
+		first = false;
+		if (json_is_string(d, e)) {
+			buf_adds(out, "{\"text\":");
+			json_write_token(out, d, e);
+			buf_addc(out, '}');
+			continue;
+		}
+		put_member(out, &f2, "messageId", d, json_obj_get(d, e, "messageId"));
+		int text = json_obj_get(d, e, "text");
+		if (text < 0)
+			text = json_obj_get(d, e, "message");
+		put_member(out, &f2, "text", d, text);
+		put_member(out, &f2, "timestamp", d, json_obj_get(d, e, "timestamp"));
+		end_object(out, f2);
+	}
+	buf_adds(out, "]}");
+}
+
+static int
+add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_call *vc, int64_t evt_ts)
+{
+	struct event_builder *eb = x->eb;
+	const struct json_doc *d = x->d;
+	int n = json_array_len(d, msgs);
+	if (n <= 0)
+		return 0;
+	size_t cap = 16;
+	while (cap < (size_t)n * 2)
+		cap *= 2;
+	if (cap > eb->seen_cap) {
+		free(eb->seen);
+		if (!(eb->seen = malloc(cap * sizeof(struct seen_entry))))
+			return -1;
+		eb->seen_cap = cap;
+	}
+	memset(eb->seen, 0, cap * sizeof(struct seen_entry));
+	buf_reset(&eb->tmp2);
+	struct buf text = BUF_INIT, extra = BUF_INIT;
+	int idx = -1;
+	int rc = 0;
+	for (int m = json_first(d, msgs); m >= 0; m = json_after(d, msgs, m)) {
+		idx++;
+		if (!json_is_object(d, m))
+			continue;
+		char role[EVENT_MAX_ROLE + 1] = "unknown", raw_role[EVENT_MAX_ROLE + 1] = "unknown";
+		char key[EVENT_MAX_KEY + 48];
+		size_t key_len;
+		if (str_into(d, json_obj_get(d, m, "role"), &eb->tmp, NULL) && eb->tmp.len) {
+			copy_cut(raw_role, EVENT_MAX_ROLE, eb->tmp.data, eb->tmp.len);
+			/* Vapi calls the assistant "bot". */
+			strcpy(role, strcmp(raw_role, "bot") == 0 ? "assistant" : raw_role);
+		}
+		int64_t ts = EVENT_TS_NONE, t;
+		int tt = json_obj_get(d, m, "timestamp");
+		if (tt < 0)
+			tt = json_obj_get(d, m, "time");
+		if (event_time_ms(d, tt, &t))
+			ts = t;
+		if (str_into(d, json_obj_get(d, m, "messageId"), &eb->tmp, NULL) && eb->tmp.len &&
+		    eb->tmp.len <= EVENT_MAX_KEY) {
+			memcpy(key, eb->tmp.data, eb->tmp.len);
+			key_len = eb->tmp.len;
+		} else if (ts != EVENT_TS_NONE) {
+			/* No id (Vapi): a stable key from who spoke and when. */
+			key_len = (size_t)snprintf(key, sizeof(key), "vapi-%s-%lld", raw_role, (long long)ts);
+		} else {
+			key_len = (size_t)snprintf(key, sizeof(key), "idx-%d", idx);
+		}
+		if (seen_check_add(eb, key, key_len, cap))
+			continue;
+		int tx = json_obj_get(d, m, "text");
+		if (!json_is_string(d, tx))
+			tx = json_obj_get(d, m, "message");
+		if (!json_is_string(d, tx))
+			tx = json_obj_get(d, m, "content");
+		if (!str_into(d, tx, &text, NULL))
+			buf_reset(&text);
+		scrub(&text, x->sec, &eb->tmp);
+		const struct view_msg *known = vc ? view_msg_find(vc, key, key_len) : NULL;
+		uint8_t iflags = 0;
+		if (known) {
+			/* A known message changes only through a newer event that says something else. */
+			if (evt_ts == EVENT_TS_NONE || evt_ts <= known->evt_ts || known->evt_ts == EVENT_TS_NONE ||
+			    (known->text_len == text.len && (text.len == 0 || memcmp(known->text, text.data, text.len) == 0)))
+				continue;
+			iflags = EVENT_MSG_UPDATE;
+			x->res->upd_msgs++;
+		} else {
+			x->res->new_msgs++;
+		}
+		build_extra(d, m, &extra);
+		scrub(&extra, x->sec, &eb->tmp);
+		event_enc_message(enc, iflags, ts, key, key_len, role, strlen(role), text.data ? text.data : "",
+		                  text.len, extra.data ? extra.data : "", extra.len);
+		strcpy(x->res->role, role);
+		copy_cut(x->res->text, EVENT_LOG_TEXT_MAX, text.data ? text.data : "", text.len);
+		if (text.failed || extra.failed) {
+			rc = -1;
+			break;
+		}
+	}
+	buf_free(&text);
+	buf_free(&extra);
+	return rc;
+}
+
+int
+event_build(struct event_builder *eb, const struct json_doc *d, const char *orig, const struct view *v,
+            struct event_secrets *sec, struct buf *fact, struct buf *body_out, struct event_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->ts = EVENT_TS_NONE;
+	res->repairs = d->repairs;
+	if ((size_t)d->ntok > eb->mark_cap) {
+		free(eb->mark);
+		if (!(eb->mark = malloc((size_t)d->ntok)))
+			return -1;
+		eb->mark_cap = (size_t)d->ntok;
+	}
+	memset(eb->mark, 0, (size_t)d->ntok);
+	struct ctx x = { .eb = eb, .d = d, .sec = sec, .res = res };
+
+	/* 1. Redact: mark secret values, then copy the body replacing them, then scrub echoes. */
+	walk(&x, 0);
+	buf_reset(body_out);
+	size_t pos = 0;
+	for (int i = 0; x.any_mark && i < d->ntok; i++) {
+		if (!eb->mark[i])
+			continue;
+		size_t s = (size_t)d->tok[i].start, e = (size_t)d->tok[i].end;
+		if (json_is_string(d, i)) {
+			s--;
+			e++;
+		}
+		buf_add(body_out, orig + pos, s - pos);
+		buf_adds(body_out, "\"" EVENT_REDACTED "\"");
+		pos = e;
+	}
+	buf_add(body_out, orig + pos, d->len - pos);
+	scrub(body_out, sec, &eb->tmp);
+
+	/* 2. What kind of event, for which call. */
+	struct buf *t = &eb->tmp;
+	int msg = json_obj_get(d, 0, "message");
+	enum event_type type = EVENT_NONE;
+	uint16_t flags = 0;
+	int call = -1;
+	if (json_is_object(d, msg)) {
+		if (str_into(d, json_obj_get(d, msg, "type"), t, NULL))
+			copy_cut(res->type_name, EVENT_MAX_TYPE_NAME, t->data, t->len);
+		type = event_type_from_name(res->type_name, strlen(res->type_name));
+		call = json_obj_get(d, msg, "call");
+		int id = json_obj_get(d, call, "id");
+		if (str_into(d, id, t, NULL) && t->len > 0 && t->len <= EVENT_MAX_CALL_ID) {
+			memcpy(res->call_id, t->data, t->len);
+			res->call_id[t->len] = '\0';
+		} else if (json_is_number(d, id) && d->tok[id].end - d->tok[id].start <= EVENT_MAX_CALL_ID) {
+			copy_cut(res->call_id, EVENT_MAX_CALL_ID, d->text + d->tok[id].start,
+			         (size_t)(d->tok[id].end - d->tok[id].start));
+		}
+		int64_t ts;
+		if (event_time_ms(d, json_obj_get(d, msg, "timestamp"), &ts))
+			res->ts = ts;
+	} else {
+		/* A foreign envelope (campaign or workflow webhook): name it by its own "event" field. */
+		int ev = json_obj_get(d, 0, "event");
+		if (ev < 0)
+			ev = json_obj_get(d, 0, "type");
+		if (str_into(d, ev, t, NULL))
+			copy_cut(res->type_name, EVENT_MAX_TYPE_NAME, t->data, t->len);
+	}
+	if (!res->call_id[0])
+		flags |= EVENT_F_UNATTRIBUTED;
+	if (type == EVENT_UNKNOWN)
+		flags |= EVENT_F_UNKNOWN_TYPE;
+	if (d->repairs)
+		flags |= EVENT_F_REPAIRED;
+	res->type = type;
+
+	struct event_enc enc;
+	buf_reset(fact);
+	event_enc_begin(&enc, fact, type, flags, res->ts, res->type_name, strlen(res->type_name), res->call_id,
+	                strlen(res->call_id));
+	if (flags & EVENT_F_UNATTRIBUTED) {
+		res->flags = flags;
+		return event_enc_end(&enc) ? 0 : -1;
+	}
+
+	/* 3. What it changes. */
+	const struct view_call *vc = v ? view_find(v, res->call_id, strlen(res->call_id)) : NULL;
+	int cust = json_path(d, msg, "customer", "number", NULL);
+	if (!json_is_string(d, cust))
+		cust = json_obj_get(d, call, "userNumber");
+	if (str_into(d, cust, t, NULL) && t->len) {
+		char c[EVENT_MAX_CUSTOMER + 1];
+		size_t n = copy_cut(c, EVENT_MAX_CUSTOMER, t->data, t->len);
+		if (!vc || !vc->customer || strcmp(vc->customer, c) != 0)
+			event_enc_callinfo(&enc, c, n);
+	}
+	if (type == EVENT_STATUS_UPDATE) {
+		int st = json_obj_get(d, call, "status");
+		if (!json_is_string(d, st))
+			st = json_obj_get(d, msg, "status");
+		if (str_into(d, st, t, NULL) && t->len)
+			copy_cut(res->status, EVENT_MAX_STATUS, t->data, t->len);
+		else
+			strcpy(res->status, "unknown");
+		event_enc_status(&enc, res->ts, res->status, strlen(res->status));
+	}
+	if (type == EVENT_STATUS_UPDATE || type == EVENT_CONVERSATION_UPDATE || type == EVENT_HANG ||
+	    type == EVENT_ERROR || type == EVENT_END_OF_CALL_REPORT) {
+		int msgs = json_obj_get(d, msg, "messages");
+		if (!json_is_array(d, msgs))
+			msgs = json_obj_get(d, call, "messages"); /* the 2025 shape */
+		if (!json_is_array(d, msgs))
+			msgs = json_path(d, msg, "artifact", "messages", NULL); /* Vapi's report */
+		if (add_messages(&x, &enc, msgs, vc, res->ts) < 0)
+			return -1;
+	}
+	struct buf *o = &eb->tmp2;
+	if (type == EVENT_END_OF_CALL_REPORT) {
+		build_report(&x, msg, call, o);
+		scrub(o, sec, &eb->tmp);
+		event_enc_report(&enc, o->data, o->len);
+	} else if (type == EVENT_HANG) {
+		event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
+	} else if (type == EVENT_ERROR) {
+		build_error(&x, msg, o);
+		scrub(o, sec, &eb->tmp);
+		event_enc_alert(&enc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len);
+	}
+	if (res->repairs)
+		flags |= EVENT_F_REPAIRED;
+	res->flags = flags;
+	if (!event_enc_end(&enc))
+		return -1;
+	event_enc_set_flags(fact, flags);
+	return body_out->failed ? -1 : 0;
+}

@@ -1,0 +1,357 @@
+/* event_record: encoder and bounds-checked decoder for fact and raw records (format in the header). */
+#include "config.h"
+
+#include "event_record.h"
+
+#include <string.h>
+
+static const char *const type_names[EVENT_TYPE_COUNT] = {
+	[EVENT_NONE] = "",
+	[EVENT_STATUS_UPDATE] = "status-update",
+	[EVENT_CONVERSATION_UPDATE] = "conversation-update",
+	[EVENT_END_OF_CALL_REPORT] = "end-of-call-report",
+	[EVENT_HANG] = "hang",
+	[EVENT_ERROR] = "error",
+	[EVENT_SPEECH_UPDATE] = "speech-update",
+	[EVENT_TRANSCRIPT] = "transcript",
+	[EVENT_UNKNOWN] = "unknown",
+};
+
+const char *
+event_type_name(enum event_type t)
+{
+	return (unsigned)t < EVENT_TYPE_COUNT ? type_names[t] : "unknown";
+}
+
+enum event_type
+event_type_from_name(const char *s, size_t n)
+{
+	if (n == 0)
+		return EVENT_NONE;
+	for (int t = EVENT_STATUS_UPDATE; t < EVENT_UNKNOWN; t++)
+		if (strlen(type_names[t]) == n && memcmp(type_names[t], s, n) == 0)
+			return (enum event_type)t;
+	/* Vapi sends final transcripts as `transcript[transcriptType="final"]`. */
+	if (n > 10 && memcmp(s, "transcript[", 11) == 0)
+		return EVENT_TRANSCRIPT;
+	return EVENT_UNKNOWN;
+}
+
+/* --- encoding --------------------------------------------------------------------------------- */
+
+static void
+put_u8(struct buf *b, uint8_t v)
+{
+	buf_add(b, &v, 1);
+}
+
+static void
+put_u16(struct buf *b, uint16_t v)
+{
+	buf_add(b, &v, 2);
+}
+
+static void
+put_u32(struct buf *b, uint32_t v)
+{
+	buf_add(b, &v, 4);
+}
+
+static void
+put_i64(struct buf *b, int64_t v)
+{
+	buf_add(b, &v, 8);
+}
+
+static void
+put_str(struct buf *b, const char *s, size_t n)
+{
+	if (n > UINT32_MAX - 1) {
+		b->failed = true;
+		return;
+	}
+	put_u32(b, (uint32_t)n);
+	buf_add(b, s, n);
+	put_u8(b, 0);
+}
+
+void
+event_enc_begin(struct event_enc *e, struct buf *b, enum event_type type, uint16_t flags, int64_t ts,
+                const char *type_name, size_t type_len, const char *call_id, size_t call_len)
+{
+	e->b = b;
+	e->nitems = 0;
+	put_u8(b, EVENT_RECORD_VERSION);
+	put_u8(b, (uint8_t)type);
+	put_u16(b, flags);
+	put_i64(b, ts);
+	put_str(b, type_name, type_len);
+	put_str(b, call_id, call_len);
+	e->nitems_off = b->len;
+	put_u32(b, 0);
+}
+
+/* Each item: header with a length patched once the body is written. */
+static size_t
+item_begin(struct event_enc *e, enum event_item_kind kind, uint8_t iflags)
+{
+	put_u8(e->b, (uint8_t)kind);
+	put_u8(e->b, iflags);
+	put_u16(e->b, 0);
+	size_t off = e->b->len;
+	put_u32(e->b, 0);
+	return off;
+}
+
+static void
+item_end(struct event_enc *e, size_t len_off)
+{
+	if (e->b->failed)
+		return;
+	uint64_t body = e->b->len - len_off - 4;
+	if (body > UINT32_MAX) {
+		e->b->failed = true;
+		return;
+	}
+	uint32_t v = (uint32_t)body;
+	memcpy(e->b->data + len_off, &v, 4);
+	e->nitems++;
+}
+
+void
+event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len)
+{
+	size_t off = item_begin(e, EVENT_ITEM_STATUS, 0);
+	put_i64(e->b, ts);
+	put_str(e->b, status, len);
+	item_end(e, off);
+}
+
+void
+event_enc_message(struct event_enc *e, uint8_t iflags, int64_t ts, const char *key, size_t key_len, const char *role,
+                  size_t role_len, const char *text, size_t text_len, const char *extra, size_t extra_len)
+{
+	size_t off = item_begin(e, EVENT_ITEM_MESSAGE, iflags);
+	put_i64(e->b, ts);
+	put_str(e->b, key, key_len);
+	put_str(e->b, role, role_len);
+	put_str(e->b, text, text_len);
+	put_str(e->b, extra, extra_len);
+	item_end(e, off);
+}
+
+void
+event_enc_callinfo(struct event_enc *e, const char *customer, size_t len)
+{
+	size_t off = item_begin(e, EVENT_ITEM_CALLINFO, 0);
+	put_str(e->b, customer, len);
+	item_end(e, off);
+}
+
+void
+event_enc_report(struct event_enc *e, const char *json, size_t len)
+{
+	size_t off = item_begin(e, EVENT_ITEM_REPORT, 0);
+	put_str(e->b, json, len);
+	item_end(e, off);
+}
+
+void
+event_enc_alert(struct event_enc *e, enum event_alert_type type, int64_t ts, const char *json, size_t len)
+{
+	size_t off = item_begin(e, EVENT_ITEM_ALERT, 0);
+	put_u8(e->b, (uint8_t)type);
+	put_i64(e->b, ts);
+	put_str(e->b, json, len);
+	item_end(e, off);
+}
+
+bool
+event_enc_end(struct event_enc *e)
+{
+	if (e->b->failed)
+		return false;
+	memcpy(e->b->data + e->nitems_off, &e->nitems, 4);
+	return true;
+}
+
+void
+event_enc_set_flags(struct buf *b, uint16_t flags)
+{
+	if (b->len >= 4)
+		memcpy(b->data + 2, &flags, 2);
+}
+
+void
+event_raw_encode(struct buf *b, uint8_t flags, const char *meta, size_t meta_len)
+{
+	put_u8(b, EVENT_RECORD_VERSION);
+	put_u8(b, flags);
+	put_u16(b, 0);
+	put_u32(b, (uint32_t)meta_len);
+	buf_add(b, meta, meta_len);
+}
+
+/* --- decoding --------------------------------------------------------------------------------- */
+
+struct cur {
+	const unsigned char *p, *end;
+	bool bad;
+};
+
+static bool
+need(struct cur *c, size_t n)
+{
+	if (c->bad || (size_t)(c->end - c->p) < n) {
+		c->bad = true;
+		return false;
+	}
+	return true;
+}
+
+static uint8_t
+get_u8(struct cur *c)
+{
+	if (!need(c, 1))
+		return 0;
+	return *c->p++;
+}
+
+static uint16_t
+get_u16(struct cur *c)
+{
+	uint16_t v = 0;
+	if (need(c, 2)) {
+		memcpy(&v, c->p, 2);
+		c->p += 2;
+	}
+	return v;
+}
+
+static uint32_t
+get_u32(struct cur *c)
+{
+	uint32_t v = 0;
+	if (need(c, 4)) {
+		memcpy(&v, c->p, 4);
+		c->p += 4;
+	}
+	return v;
+}
+
+static int64_t
+get_i64(struct cur *c)
+{
+	int64_t v = 0;
+	if (need(c, 8)) {
+		memcpy(&v, c->p, 8);
+		c->p += 8;
+	}
+	return v;
+}
+
+static struct event_str
+get_str(struct cur *c)
+{
+	struct event_str s = { "", 0 };
+	uint32_t n = get_u32(c);
+	if (n == UINT32_MAX || !need(c, (size_t)n + 1))
+		return s;
+	if (c->p[n] != '\0' || memchr(c->p, '\0', n)) {
+		c->bad = true;
+		return s;
+	}
+	s.p = (const char *)c->p;
+	s.len = n;
+	c->p += (size_t)n + 1;
+	return s;
+}
+
+int
+event_fact_decode(const void *payload, size_t len, struct event_fact *f)
+{
+	struct cur c = { payload, (const unsigned char *)payload + len, false };
+	memset(f, 0, sizeof(*f));
+	if (get_u8(&c) != EVENT_RECORD_VERSION)
+		return -1;
+	uint8_t type = get_u8(&c);
+	f->flags = get_u16(&c);
+	f->ts = get_i64(&c);
+	f->type_name = get_str(&c);
+	f->call_id = get_str(&c);
+	f->nitems = get_u32(&c);
+	if (c.bad || type >= EVENT_TYPE_COUNT)
+		return -1;
+	f->type = (enum event_type)type;
+	f->items = c.p;
+	f->end = c.end;
+	return 0;
+}
+
+int
+event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *it)
+{
+	for (;;) {
+		if (*cursor > (size_t)(f->end - f->items))
+			return -1;
+		struct cur c = { f->items + *cursor, f->end, false };
+		if (c.p == c.end)
+			return 0;
+		uint8_t kind = get_u8(&c);
+		uint8_t iflags = get_u8(&c);
+		(void)get_u16(&c);
+		uint32_t blen = get_u32(&c);
+		if (c.bad || !need(&c, blen))
+			return -1;
+		struct cur body = { c.p, c.p + blen, false };
+		*cursor = (size_t)(c.p + blen - f->items);
+		memset(it, 0, sizeof(*it));
+		it->kind = (enum event_item_kind)kind;
+		it->iflags = iflags;
+		it->ts = EVENT_TS_NONE;
+		switch (kind) {
+		case EVENT_ITEM_STATUS:
+			it->ts = get_i64(&body);
+			it->a = get_str(&body);
+			break;
+		case EVENT_ITEM_MESSAGE:
+			it->ts = get_i64(&body);
+			it->a = get_str(&body);
+			it->b = get_str(&body);
+			it->c = get_str(&body);
+			it->d = get_str(&body);
+			break;
+		case EVENT_ITEM_CALLINFO:
+		case EVENT_ITEM_REPORT:
+			it->a = get_str(&body);
+			break;
+		case EVENT_ITEM_ALERT:
+			it->alert_type = get_u8(&body);
+			it->ts = get_i64(&body);
+			it->a = get_str(&body);
+			break;
+		default:
+			continue; /* a newer writer's item: skip it */
+		}
+		return body.bad ? -1 : 1;
+	}
+}
+
+int
+event_raw_decode(const void *payload, size_t len, struct event_raw *r)
+{
+	struct cur c = { payload, (const unsigned char *)payload + len, false };
+	memset(r, 0, sizeof(*r));
+	if (get_u8(&c) != EVENT_RECORD_VERSION)
+		return -1;
+	r->flags = get_u8(&c);
+	(void)get_u16(&c);
+	uint32_t mlen = get_u32(&c);
+	if (c.bad || !need(&c, mlen))
+		return -1;
+	r->meta.p = (const char *)c.p;
+	r->meta.len = mlen;
+	r->body = (const char *)c.p + mlen;
+	r->body_len = (size_t)(c.end - c.p) - mlen;
+	return 0;
+}

@@ -1,0 +1,141 @@
+/* event_record: the payload formats of arena records and their codec. The arena stores bytes; this
+ * module gives them meaning. Decoding trusts nothing: every length is checked against the payload,
+ * so a torn or corrupted record is rejected instead of misread.
+ *
+ * FACT record (facts ring, kind EVENT_REC_FACT): one per accepted webhook event, holding only what
+ * the event changed (new messages, a status, a report, an alert), so the ring stays compact.
+ *   u8  version (EVENT_RECORD_VERSION)   u8 event type (enum event_type)   u16 flags (EVENT_F_*)
+ *   i64 event timestamp, epoch ms (EVENT_TS_NONE when the event carried none)
+ *   str type name as sent              str call id ("" when the event named no call)
+ *   u32 item count, then items:  u8 item kind, u8 item flags, u16 0, u32 body length, body
+ *     ITEM_STATUS   i64 ts, str status
+ *     ITEM_MESSAGE  i64 ts, str key, str role, str text, str extra (JSON object text or "")
+ *     ITEM_CALLINFO str customer (caller number or web caller name)
+ *     ITEM_REPORT   str report (JSON object text)
+ *     ITEM_ALERT    u8 alert type (EVENT_ALERT_*), i64 ts, str details (JSON object text or "")
+ *   where str = u32 length, the bytes, one NUL byte (not counted in the length).
+ *   Unknown item kinds are skipped by readers, so items can be added without a new version.
+ *
+ * RAW record (raw ring, kind EVENT_REC_RAW): the body as received, secrets redacted.
+ *   u8 version   u8 flags (EVENT_RAW_*)   u16 0   u32 meta length
+ *   meta: JSON object text {"remote":..,"headers":{..}} (redacted), then the body bytes to the end.
+ */
+#ifndef LIVEEVENTS_EVENT_RECORD_H
+#define LIVEEVENTS_EVENT_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define EVENT_RECORD_VERSION 1
+#define EVENT_TS_NONE INT64_MIN
+
+enum event_rec_kind { EVENT_REC_FACT = 1, EVENT_REC_RAW = 2 };
+
+enum event_type {
+	EVENT_NONE = 0,            /* the body had no message.type */
+	EVENT_STATUS_UPDATE,
+	EVENT_CONVERSATION_UPDATE,
+	EVENT_END_OF_CALL_REPORT,
+	EVENT_HANG,
+	EVENT_ERROR,
+	EVENT_SPEECH_UPDATE,       /* Vapi: never changes the transcript */
+	EVENT_TRANSCRIPT,          /* Vapi: partial transcripts, never change the transcript */
+	EVENT_UNKNOWN,             /* a type we do not interpret: stored raw and counted */
+	EVENT_TYPE_COUNT
+};
+
+/* fact flags (also copied into the arena slot's flags) */
+#define EVENT_F_UNATTRIBUTED 0x0001u /* named no call: kept raw, creates no call */
+#define EVENT_F_REPAIRED 0x0002u     /* broken text was repaired */
+#define EVENT_F_UNKNOWN_TYPE 0x0004u
+#define EVENT_F_RAW 0x0008u          /* a raw record was stored (slot ref names it) */
+
+/* raw flags */
+#define EVENT_RAW_REPAIRED 0x01u /* the body holds broken text: serve it through json_write_sanitized */
+#define EVENT_RAW_BOM 0x02u      /* a byte-order mark was removed */
+
+enum event_item_kind {
+	EVENT_ITEM_STATUS = 1,
+	EVENT_ITEM_MESSAGE = 2,
+	EVENT_ITEM_CALLINFO = 3,
+	EVENT_ITEM_REPORT = 4,
+	EVENT_ITEM_ALERT = 5,
+};
+
+/* message item flags */
+#define EVENT_MSG_UPDATE 0x01u /* replaces the text of an already known message */
+
+enum event_alert_type { EVENT_ALERT_HANG = 1, EVENT_ALERT_ERROR = 2 };
+
+struct event_str {
+	const char *p; /* NUL-terminated, inside the record */
+	uint32_t len;
+};
+
+/* --- encoding --------------------------------------------------------------------------------- */
+
+struct event_enc {
+	struct buf *b;
+	size_t nitems_off;
+	uint32_t nitems;
+};
+
+void event_enc_begin(struct event_enc *e, struct buf *b, enum event_type type, uint16_t flags, int64_t ts,
+                     const char *type_name, size_t type_len, const char *call_id, size_t call_len);
+void event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len);
+void event_enc_message(struct event_enc *e, uint8_t iflags, int64_t ts, const char *key, size_t key_len,
+                       const char *role, size_t role_len, const char *text, size_t text_len, const char *extra,
+                       size_t extra_len);
+void event_enc_callinfo(struct event_enc *e, const char *customer, size_t len);
+void event_enc_report(struct event_enc *e, const char *json, size_t len);
+void event_enc_alert(struct event_enc *e, enum event_alert_type type, int64_t ts, const char *json, size_t len);
+/* Finishes the record; false if the buffer failed. */
+bool event_enc_end(struct event_enc *e);
+/* Rewrites the flags of a finished record (the byte offset is fixed). */
+void event_enc_set_flags(struct buf *b, uint16_t flags);
+
+void event_raw_encode(struct buf *b, uint8_t flags, const char *meta, size_t meta_len);
+
+/* --- decoding --------------------------------------------------------------------------------- */
+
+struct event_fact {
+	enum event_type type;
+	uint16_t flags;
+	int64_t ts;
+	struct event_str type_name;
+	struct event_str call_id;
+	uint32_t nitems;
+	const unsigned char *items, *end;
+};
+
+struct event_item {
+	enum event_item_kind kind;
+	uint8_t iflags;
+	int64_t ts;
+	struct event_str a, b, c, d; /* STATUS: a=status; MESSAGE: a=key b=role c=text d=extra;
+	                              * CALLINFO: a=customer; REPORT: a=json; ALERT: a=json */
+	uint8_t alert_type;
+};
+
+/* 0 on success, -1 when the payload is not a well-formed fact record. */
+int event_fact_decode(const void *payload, size_t len, struct event_fact *f);
+/* Iterates items: *cursor starts at 0. Returns 1 with *it filled, 0 at the end, -1 on a malformed
+ * item (stop iterating). Items of unknown kind are skipped. */
+int event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *it);
+
+struct event_raw {
+	uint8_t flags;
+	struct event_str meta;
+	const char *body;
+	size_t body_len;
+};
+int event_raw_decode(const void *payload, size_t len, struct event_raw *r);
+
+const char *event_type_name(enum event_type t);
+/* Maps a type name as sent to our enum (EVENT_UNKNOWN when not one we interpret). */
+enum event_type event_type_from_name(const char *s, size_t n);
+
+#endif

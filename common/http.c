@@ -1,0 +1,145 @@
+/* http: listening sockets and reply helpers (see http.h). */
+#include "config.h"
+
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "json.h"
+
+void
+http_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, outlen, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, outlen, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, outlen, "unix");
+	}
+}
+
+int
+http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t errlen)
+{
+	*in_use = false;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+		int e = errno;
+		*in_use = e == EADDRINUSE;
+		snprintf(err, errlen, "cannot listen on %s: %s", a->text,
+		         e == EADDRINUSE ? "address already in use" : strerror(e));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+const char *
+http_reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Status";
+	}
+}
+
+void
+http_send(struct evhttp_request *req, int code, const char *ctype, const void *body, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	struct evbuffer *out = evbuffer_new();
+	if (!out) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	if (len)
+		evbuffer_add(out, body, len);
+	evhttp_send_reply(req, code, http_reason(code), out);
+	evbuffer_free(out);
+}
+
+void
+http_send_json(struct evhttp_request *req, int code, const struct buf *b)
+{
+	if (b->failed) {
+		http_send_error(req, 503, "no_memory", "out of memory while building the answer", NULL);
+		return;
+	}
+	http_send(req, code, HTTP_JSON, b->data, b->len);
+}
+
+void
+http_send_error(struct evhttp_request *req, int code, const char *code_str, const char *message,
+                const char *extra)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "{\"error\":");
+	json_write_cstr(&b, message);
+	buf_adds(&b, ",\"code\":");
+	json_write_cstr(&b, code_str);
+	if (extra) {
+		buf_addc(&b, ',');
+		buf_adds(&b, extra);
+	}
+	buf_addc(&b, '}');
+	if (code == 405) {
+		/* The one header a 405 must carry; callers set it, this only guards against a forgotten one. */
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		if (!evhttp_find_header(h, "Allow"))
+			evhttp_add_header(h, "Allow", "GET");
+	}
+	http_send(req, code, HTTP_JSON, b.data, b.len);
+	buf_free(&b);
+}
+
+void
+http_peer(struct evhttp_request *req, char *out, size_t outlen)
+{
+	struct evhttp_connection *con = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = con ? evhttp_connection_get_addr(con) : NULL;
+	if (sa)
+		http_addr_text(sa, out, outlen);
+	else
+		snprintf(out, outlen, "?");
+}

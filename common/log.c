@@ -1,0 +1,102 @@
+/* log: journald-aware line logging (see log.h). */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+
+static char log_role[16] = "liveeventsd";
+static int journal = -1;
+
+void
+log_set_role(const char *role)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+}
+
+void
+log_init(const char *role)
+{
+	log_set_role(role);
+	journal = 0;
+	const char *js = getenv("JOURNAL_STREAM");
+	struct stat st;
+	unsigned long long dev, ino;
+	if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+		journal = 1;
+}
+
+bool
+log_to_journal(void)
+{
+	return journal == 1;
+}
+
+void
+log_msg(int prio, const char *fmt, ...)
+{
+	char line[LOG_LINE_MAX];
+	size_t n = 0;
+	int saved = errno;
+	if (journal == 1) {
+		n = (size_t)snprintf(line, sizeof(line), "<%d>%s: ", prio, log_role);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		static const char *const lvl[8] = { "EMERG ", "ALERT ", "CRIT ", "ERROR ", "WARN ", "", "", "DEBUG " };
+		n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld %s: %s", ts.tv_nsec / 1000000, log_role,
+		                      lvl[prio & 7]);
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		k = 0;
+	n += (size_t)k;
+	if (n > sizeof(line) - 2)
+		n = json_utf8_prefix(line, sizeof(line) - 2, sizeof(line));
+	line[n++] = '\n';
+	/* One write per line: three processes share the stream. */
+	ssize_t w = write(STDERR_FILENO, line, n);
+	(void)w;
+	errno = saved;
+}
+
+void
+log_text(struct buf *b, const char *s, size_t n, size_t max_chars)
+{
+	size_t cut = json_utf8_prefix(s, n, max_chars);
+	for (size_t i = 0; i < cut; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n')
+			buf_adds(b, "\xE2\x8F\x8E"); /* ⏎ */
+		else if (c == '\r')
+			continue;
+		else if (c == '\t')
+			buf_adds(b, "\xE2\x86\x92"); /* → */
+		else if (c < 0x20 || c == 0x7f)
+			buf_adds(b, "\xEF\xBF\xBD");
+		else if (c == 0xE2 && i + 2 < cut && (unsigned char)s[i + 1] == 0x80 &&
+		         ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
+			buf_adds(b, "\xE2\x8F\x8E"); /* U+2028/U+2029 also break lines in some viewers */
+			i += 2;
+		} else
+			buf_addc(b, (char)c);
+	}
+	if (cut < n)
+		buf_adds(b, "\xE2\x80\xA6"); /* … */
+}

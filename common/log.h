@@ -1,0 +1,25 @@
+/* log: one line per write(2) on stderr, shared by master, ingest and query. Under systemd (stderr is
+ * the journal, detected through $JOURNAL_STREAM) each line carries a kernel-style <N> priority prefix
+ * that journald turns into the entry's priority; on a terminal it carries the local time instead.
+ * Every line names the role that wrote it. Payload text must go through log_text() first. */
+#ifndef LIVEEVENTS_LOG_H
+#define LIVEEVENTS_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+#include "buf.h"
+
+#define LOG_LINE_MAX 2048      /* longer lines are cut: one event never floods the journal */
+#define LOG_TEXT_CHARS 80      /* message text shown in event lines, as the tutorial did */
+
+void log_init(const char *role);
+void log_set_role(const char *role);
+bool log_to_journal(void);
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends at most max_chars characters of s[0..n) to b, on one line: control characters become
+ * visible symbols (newline ⏎, tab →), nothing can forge a second log line, and a cut is marked …. */
+void log_text(struct buf *b, const char *s, size_t n, size_t max_chars);
+
+#endif

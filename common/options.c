@@ -1,0 +1,305 @@
+/* options: command-line parsing for liveeventsd (see options.h). */
+#include "config.h"
+
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "json.h"
+
+static const char usage_text[] =
+	"Usage: liveeventsd [OPTION]...\n"
+	"Receive voice-AI call webhooks, keep them in shared memory, show every call live.\n"
+	"\n"
+	"  --webhook-listen ADDR:PORT    webhook port (default " CONFIG_DEFAULT_WEBHOOK_HOST ":$PORT, or "
+	CONFIG_DEFAULT_WEBHOOK_HOST ":" CONFIG_DEFAULT_WEBHOOK_PORT ")\n"
+	"  --dashboard-listen ADDR:PORT  dashboard and API (default " CONFIG_DEFAULT_DASHBOARD ")\n"
+	"  --arena PATH                  the store: /dev/shm/NAME is a POSIX shared-memory object,\n"
+	"                                any other path a file (default " CONFIG_DEFAULT_ARENA ")\n"
+	"  --arena-size SIZE             total arena size, e.g. 64M (default 64M)\n"
+	"  --max-body SIZE               largest webhook body accepted (default 4M)\n"
+	"  --max-headers SIZE            largest request header block (default 16K)\n"
+	"  --request-timeout SECONDS     time to send a request; idle keep-alive (default 30)\n"
+	"  --json-max-depth N            deepest JSON nesting accepted (default 64)\n"
+	"  --json-max-tokens N           most JSON tokens accepted (default 262144)\n"
+	"  --restart-backoff MS          delay before restarting a dead worker (default 100)\n"
+	"  --restart-backoff-max MS      longest delay after repeated deaths (default 5000)\n"
+	"  --restart-limit N             restarts allowed per worker per interval, 0 = no limit (default 10)\n"
+	"  --restart-interval SECONDS    the interval of --restart-limit (default 60)\n"
+	"  --help                        show this help and exit\n"
+	"  --version                     show the version and exit\n"
+	"\n"
+	"The environment variable PORT sets the webhook port when --webhook-listen is not given.\n";
+
+enum {
+	OPT_WEBHOOK = 256,
+	OPT_DASHBOARD,
+	OPT_ARENA,
+	OPT_ARENA_SIZE,
+	OPT_MAX_BODY,
+	OPT_MAX_HEADERS,
+	OPT_REQ_TIMEOUT,
+	OPT_JSON_DEPTH,
+	OPT_JSON_TOKENS,
+	OPT_BACKOFF,
+	OPT_BACKOFF_MAX,
+	OPT_RESTART_LIMIT,
+	OPT_RESTART_INTERVAL,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option options[] = {
+	{ "webhook-listen", required_argument, NULL, OPT_WEBHOOK },
+	{ "dashboard-listen", required_argument, NULL, OPT_DASHBOARD },
+	{ "arena", required_argument, NULL, OPT_ARENA },
+	{ "arena-size", required_argument, NULL, OPT_ARENA_SIZE },
+	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "max-headers", required_argument, NULL, OPT_MAX_HEADERS },
+	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
+	{ "json-max-depth", required_argument, NULL, OPT_JSON_DEPTH },
+	{ "json-max-tokens", required_argument, NULL, OPT_JSON_TOKENS },
+	{ "restart-backoff", required_argument, NULL, OPT_BACKOFF },
+	{ "restart-backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
+	{ "restart-limit", required_argument, NULL, OPT_RESTART_LIMIT },
+	{ "restart-interval", required_argument, NULL, OPT_RESTART_INTERVAL },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+options_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || (shift && v > (ULLONG_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int
+parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int
+options_parse_listen(const char *s, struct listen_addr *a, char *err, size_t errlen)
+{
+	char host[CONFIG_MAX_ADDR];
+	const char *port;
+	if (strlen(s) >= sizeof(a->text)) {
+		snprintf(err, errlen, "listen address too long: %.40s...", s);
+		return -1;
+	}
+	snprintf(a->text, sizeof(a->text), "%s", s);
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen, "bad listen address '%s' (expected [IPV6]:PORT)", s);
+			return -1;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(close - s - 1), s + 1);
+		port = close + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (!colon) {
+			snprintf(err, errlen, "bad listen address '%s' (expected ADDR:PORT)", s);
+			return -1;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+		port = colon + 1;
+	}
+	unsigned p;
+	if (parse_uint(port, 65535, &p) < 0) {
+		snprintf(err, errlen, "bad port in listen address '%s'", s);
+		return -1;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	                          .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	const char *h = (host[0] == '\0' || strcmp(host, "*") == 0) ? NULL : host;
+	if (!h)
+		hints.ai_family = AF_INET;
+	int rc = getaddrinfo(h, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve listen address '%s': %s", s, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+	a->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+enum options_result
+options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	const char *webhook = NULL, *dashboard = CONFIG_DEFAULT_DASHBOARD;
+	snprintf(c->arena, sizeof(c->arena), "%s", CONFIG_DEFAULT_ARENA);
+	c->arena_size = ARENA_DEFAULT_SIZE;
+	c->max_body = CONFIG_DEFAULT_MAX_BODY;
+	c->max_headers = CONFIG_DEFAULT_MAX_HEADERS;
+	c->request_timeout = CONFIG_DEFAULT_REQUEST_TIMEOUT;
+	c->json_max_depth = JSON_DEFAULT_MAX_DEPTH;
+	c->json_max_tokens = JSON_DEFAULT_MAX_TOKENS;
+	c->restart_backoff_ms = CONFIG_DEFAULT_RESTART_BACKOFF_MS;
+	c->restart_backoff_max_ms = CONFIG_DEFAULT_RESTART_BACKOFF_MAX_MS;
+	c->restart_limit = CONFIG_DEFAULT_RESTART_LIMIT;
+	c->restart_interval = CONFIG_DEFAULT_RESTART_INTERVAL;
+	c->reset_timeout_ms = CONFIG_DEFAULT_RESET_TIMEOUT_MS;
+	c->stop_timeout_ms = CONFIG_DEFAULT_STOP_TIMEOUT_MS;
+
+	opterr = 0;
+	optind = 1;
+	int o;
+	uint64_t v;
+	while ((o = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		const char *name = (optind > 1 && optind - 1 < argc) ? argv[optind - 1] : "?";
+		switch (o) {
+		case OPT_WEBHOOK: webhook = optarg; break;
+		case OPT_DASHBOARD: dashboard = optarg; break;
+		case OPT_ARENA:
+			if (!optarg[0] || strlen(optarg) >= sizeof(c->arena)) {
+				snprintf(err, errlen, "bad --arena path");
+				return CONFIG_ERROR;
+			}
+			snprintf(c->arena, sizeof(c->arena), "%s", optarg);
+			break;
+		case OPT_ARENA_SIZE:
+			if (options_parse_size(optarg, &v) < 0 || v < ARENA_MIN_SIZE || v > ARENA_MAX_SIZE) {
+				snprintf(err, errlen, "bad --arena-size '%s' (between 1M and 1T)", optarg);
+				return CONFIG_ERROR;
+			}
+			c->arena_size = v;
+			break;
+		case OPT_MAX_BODY:
+			if (options_parse_size(optarg, &v) < 0 || v < 1024 || v > (256u << 20)) {
+				snprintf(err, errlen, "bad --max-body '%s' (between 1K and 256M)", optarg);
+				return CONFIG_ERROR;
+			}
+			c->max_body = (size_t)v;
+			break;
+		case OPT_MAX_HEADERS:
+			if (options_parse_size(optarg, &v) < 0 || v < 1024 || v > (1u << 20)) {
+				snprintf(err, errlen, "bad --max-headers '%s' (between 1K and 1M)", optarg);
+				return CONFIG_ERROR;
+			}
+			c->max_headers = (size_t)v;
+			break;
+		case OPT_REQ_TIMEOUT:
+			if (parse_uint(optarg, 3600, &c->request_timeout) < 0 || c->request_timeout == 0) {
+				snprintf(err, errlen, "bad --request-timeout '%s' (1 to 3600 seconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_JSON_DEPTH:
+			if (parse_uint(optarg, 1024, &c->json_max_depth) < 0 || c->json_max_depth == 0) {
+				snprintf(err, errlen, "bad --json-max-depth '%s' (1 to 1024)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_JSON_TOKENS:
+			if (parse_uint(optarg, 1u << 26, &c->json_max_tokens) < 0 || c->json_max_tokens < 16) {
+				snprintf(err, errlen, "bad --json-max-tokens '%s' (16 to 67108864)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_BACKOFF:
+			if (parse_uint(optarg, 600000, &c->restart_backoff_ms) < 0) {
+				snprintf(err, errlen, "bad --restart-backoff '%s' (milliseconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_BACKOFF_MAX:
+			if (parse_uint(optarg, 600000, &c->restart_backoff_max_ms) < 0) {
+				snprintf(err, errlen, "bad --restart-backoff-max '%s' (milliseconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_RESTART_LIMIT:
+			if (parse_uint(optarg, 1000000, &c->restart_limit) < 0) {
+				snprintf(err, errlen, "bad --restart-limit '%s'", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_RESTART_INTERVAL:
+			if (parse_uint(optarg, 86400, &c->restart_interval) < 0 || c->restart_interval == 0) {
+				snprintf(err, errlen, "bad --restart-interval '%s' (1 to 86400 seconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			return CONFIG_EXIT_OK;
+		case OPT_VERSION:
+			printf("liveeventsd %s\n", PACKAGE_VERSION);
+			return CONFIG_EXIT_OK;
+		case ':':
+			snprintf(err, errlen, "option '%s' needs a value (try --help)", name);
+			return CONFIG_ERROR;
+		default:
+			snprintf(err, errlen, "unknown option '%s' (try --help)", name);
+			return CONFIG_ERROR;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (try --help)", argv[optind]);
+		return CONFIG_ERROR;
+	}
+	if (c->restart_backoff_max_ms < c->restart_backoff_ms)
+		c->restart_backoff_max_ms = c->restart_backoff_ms;
+	char buf[CONFIG_MAX_ADDR];
+	if (!webhook) {
+		const char *port = getenv("PORT");
+		unsigned p;
+		if (port && *port) {
+			if (parse_uint(port, 65535, &p) < 0 || p == 0) {
+				snprintf(err, errlen, "bad PORT in the environment: '%.20s'", port);
+				return CONFIG_ERROR;
+			}
+			snprintf(buf, sizeof(buf), "%s:%u", CONFIG_DEFAULT_WEBHOOK_HOST, p);
+		} else {
+			snprintf(buf, sizeof(buf), "%s:%s", CONFIG_DEFAULT_WEBHOOK_HOST, CONFIG_DEFAULT_WEBHOOK_PORT);
+		}
+		webhook = buf;
+	}
+	if (options_parse_listen(webhook, &c->webhook, err, errlen) < 0 ||
+	    options_parse_listen(dashboard, &c->dashboard, err, errlen) < 0)
+		return CONFIG_ERROR;
+	return CONFIG_OK;
+}

@@ -1,0 +1,56 @@
+/* options: the daemon's command line and its defaults. Every limit the daemon enforces is a field
+ * here with a named default, so nothing is a magic number in the code that uses it. */
+#ifndef LIVEEVENTS_OPTIONS_H
+#define LIVEEVENTS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_WEBHOOK_HOST "0.0.0.0"
+#define CONFIG_DEFAULT_WEBHOOK_PORT "8000"
+#define CONFIG_DEFAULT_DASHBOARD "0.0.0.0:8080"
+#define CONFIG_DEFAULT_ARENA "/dev/shm/liveevents"
+#define CONFIG_DEFAULT_MAX_BODY (4u << 20)       /* a 163-message update is 220 KB */
+#define CONFIG_DEFAULT_MAX_HEADERS (16u << 10)
+#define CONFIG_DEFAULT_REQUEST_TIMEOUT 30        /* seconds to send a request, and idle keep-alive */
+#define CONFIG_DEFAULT_RESTART_BACKOFF_MS 100    /* first restart of a dead worker */
+#define CONFIG_DEFAULT_RESTART_BACKOFF_MAX_MS 5000
+#define CONFIG_DEFAULT_RESTART_LIMIT 10          /* restarts per worker within the interval ... */
+#define CONFIG_DEFAULT_RESTART_INTERVAL 60       /* ... seconds; beyond it the daemon exits 1 */
+#define CONFIG_DEFAULT_RESET_TIMEOUT_MS 3000     /* how long query waits for ingest to reset */
+#define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000     /* workers' grace period on SIGTERM */
+#define CONFIG_MAX_ADDR 256
+
+struct listen_addr {
+	char text[CONFIG_MAX_ADDR]; /* as given, for messages */
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct config {
+	struct listen_addr webhook, dashboard;
+	char arena[4096];
+	uint64_t arena_size;
+	size_t max_body;
+	size_t max_headers;
+	unsigned request_timeout;
+	unsigned json_max_depth, json_max_tokens;
+	unsigned restart_backoff_ms, restart_backoff_max_ms;
+	unsigned restart_limit, restart_interval;
+	unsigned reset_timeout_ms;
+	unsigned stop_timeout_ms;
+};
+
+enum options_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
+
+/* Parses argv (and $PORT). CONFIG_EXIT_OK after printing --help or --version; CONFIG_ERROR with a
+ * one-line message in err. */
+enum options_result options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen);
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (all addresses); HOST may be a name. */
+int options_parse_listen(const char *s, struct listen_addr *a, char *err, size_t errlen);
+/* "123", "64K", "64M", "1G" (binary multiples). */
+int options_parse_size(const char *s, uint64_t *out);
+
+#endif

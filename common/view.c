@@ -1,0 +1,387 @@
+/* view: per-call state derived from fact records (see view.h for the rules). */
+#include "config.h"
+
+#include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+
+#define VIEW_MIN_INDEX 16
+
+static const char *const terminal_statuses[] = { "finished", "failed", "ended", "completed" };
+
+bool
+view_status_is_terminal(const char *status)
+{
+	for (size_t i = 0; i < sizeof(terminal_statuses) / sizeof(terminal_statuses[0]); i++)
+		if (strcmp(status, terminal_statuses[i]) == 0)
+			return true;
+	return false;
+}
+
+static char *
+dupn(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+/* Grows *arr (of element size sz) to hold at least need elements. */
+static bool
+grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+	if (need <= *cap)
+		return true;
+	size_t c = *cap ? *cap : 4;
+	while (c < need)
+		c *= 2;
+	void *p = realloc(*arr, c * sz);
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = c;
+	return true;
+}
+
+static void
+call_free(struct view_call *c)
+{
+	for (size_t i = 0; i < c->nst; i++)
+		free(c->st[i].status);
+	for (size_t i = 0; i < c->nmsg; i++) {
+		free(c->msg[i].key);
+		free(c->msg[i].role);
+		free(c->msg[i].text);
+		free(c->msg[i].extra);
+	}
+	for (size_t i = 0; i < c->nalert; i++)
+		free(c->alert[i].details);
+	free(c->st);
+	free(c->msg);
+	free(c->msg_index);
+	free(c->alert);
+	free(c->raw);
+	free(c->report);
+	free(c->customer);
+	free(c->id);
+	free(c);
+}
+
+void
+view_init(struct view *v)
+{
+	memset(v, 0, sizeof(*v));
+}
+
+void
+view_clear(struct view *v)
+{
+	for (size_t i = 0; i < v->ncalls; i++)
+		call_free(v->calls[i]);
+	free(v->calls);
+	free(v->index);
+	free(v->unattributed_raw);
+	memset(v, 0, sizeof(*v));
+}
+
+/* --- open-addressing indexes ------------------------------------------------------------------ */
+
+static bool
+index_rebuild_calls(struct view *v, size_t cap)
+{
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+	if (!idx)
+		return false;
+	for (size_t i = 0; i < v->ncalls; i++) {
+		size_t j = v->calls[i]->hash & (cap - 1);
+		while (idx[j])
+			j = (j + 1) & (cap - 1);
+		idx[j] = (uint32_t)i + 1;
+	}
+	free(v->index);
+	v->index = idx;
+	v->index_cap = cap;
+	return true;
+}
+
+struct view_call *
+view_find(const struct view *v, const char *id, size_t len)
+{
+	if (!v->index_cap)
+		return NULL;
+	uint64_t h = hash_bytes(id, len);
+	for (size_t j = h & (v->index_cap - 1);; j = (j + 1) & (v->index_cap - 1)) {
+		uint32_t k = v->index[j];
+		if (!k || k > v->ncalls)
+			return NULL;
+		struct view_call *c = v->calls[k - 1];
+		if (c->hash == h && c->id_len == len && memcmp(c->id, id, len) == 0)
+			return c;
+	}
+}
+
+static bool
+msg_index_rebuild(struct view_call *c, size_t cap)
+{
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+	if (!idx)
+		return false;
+	for (size_t i = 0; i < c->nmsg; i++) {
+		size_t j = c->msg[i].hash & (cap - 1);
+		while (idx[j])
+			j = (j + 1) & (cap - 1);
+		idx[j] = (uint32_t)i + 1;
+	}
+	free(c->msg_index);
+	c->msg_index = idx;
+	c->msg_index_cap = cap;
+	return true;
+}
+
+static struct view_msg *
+msg_find_h(const struct view_call *c, const char *key, size_t len, uint64_t h)
+{
+	if (!c->msg_index_cap)
+		return NULL;
+	for (size_t j = h & (c->msg_index_cap - 1);; j = (j + 1) & (c->msg_index_cap - 1)) {
+		uint32_t k = c->msg_index[j];
+		if (!k)
+			return NULL;
+		struct view_msg *m = &c->msg[k - 1];
+		if (m->hash == h && m->key_len == len && memcmp(m->key, key, len) == 0)
+			return m;
+	}
+}
+
+const struct view_msg *
+view_msg_find(const struct view_call *c, const char *key, size_t len)
+{
+	return msg_find_h(c, key, len, hash_bytes(key, len));
+}
+
+/* --- applying facts ----------------------------------------------------------------------------- */
+
+static struct view_call *
+call_get(struct view *v, const struct event_str *id, uint64_t seq, uint64_t time_ns)
+{
+	struct view_call *c = view_find(v, id->p, id->len);
+	if (c)
+		return c;
+	if ((v->ncalls + 1) * 2 > v->index_cap &&
+	    !index_rebuild_calls(v, v->index_cap ? v->index_cap * 2 : VIEW_MIN_INDEX))
+		return NULL;
+	if (!grow((void **)&v->calls, &v->capcalls, v->ncalls + 1, sizeof(*v->calls)))
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->id = dupn(id->p, id->len))) {
+		free(c);
+		return NULL;
+	}
+	c->id_len = id->len;
+	c->hash = hash_bytes(id->p, id->len);
+	c->first_seq = seq;
+	c->first_ns = time_ns;
+	v->calls[v->ncalls] = c;
+	size_t j = c->hash & (v->index_cap - 1);
+	while (v->index[j])
+		j = (j + 1) & (v->index_cap - 1);
+	v->index[j] = (uint32_t)v->ncalls + 1;
+	v->ncalls++;
+	return c;
+}
+
+static int
+add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
+{
+	if (!grow((void **)&c->st, &c->capst, c->nst + 1, sizeof(*c->st)))
+		return -1;
+	char *s = dupn(it->a.p, it->a.len);
+	if (!s)
+		return -1;
+	int64_t last = c->nst ? c->st[c->nst - 1].sort_key : INT64_MIN;
+	int64_t key = it->ts == EVENT_TS_NONE ? last : it->ts;
+	/* Insert after every pill whose key is <= ours: equal keys keep arrival order, and a late
+	 * status that happened earlier lands where it happened. */
+	size_t pos = c->nst;
+	while (pos > 0 && c->st[pos - 1].sort_key > key)
+		pos--;
+	memmove(&c->st[pos + 1], &c->st[pos], (c->nst - pos) * sizeof(*c->st));
+	c->st[pos] = (struct view_status){ .status = s, .ts = it->ts, .sort_key = key, .seq = seq };
+	c->nst++;
+	if (view_status_is_terminal(s))
+		c->ended = true;
+	return 0;
+}
+
+static int
+add_message(struct view_call *c, const struct event_item *it, uint64_t seq, int64_t evt_ts)
+{
+	uint64_t h = hash_bytes(it->a.p, it->a.len);
+	struct view_msg *m = msg_find_h(c, it->a.p, it->a.len, h);
+	if (m) {
+		if (!(it->iflags & EVENT_MSG_UPDATE))
+			return 0; /* already known: union by key */
+		char *t = dupn(it->c.p, it->c.len);
+		char *x = it->d.len ? dupn(it->d.p, it->d.len) : NULL;
+		if (!t || (it->d.len && !x)) {
+			free(t);
+			free(x);
+			return -1;
+		}
+		free(m->text);
+		m->text = t;
+		m->text_len = it->c.len;
+		if (x) {
+			free(m->extra);
+			m->extra = x;
+			m->extra_len = it->d.len;
+		}
+		m->evt_ts = evt_ts;
+		m->upd_seq = seq;
+		return 0;
+	}
+	if ((c->nmsg + 1) * 2 > c->msg_index_cap &&
+	    !msg_index_rebuild(c, c->msg_index_cap ? c->msg_index_cap * 2 : VIEW_MIN_INDEX))
+		return -1;
+	if (!grow((void **)&c->msg, &c->capmsg, c->nmsg + 1, sizeof(*c->msg)))
+		return -1;
+	struct view_msg nm = {
+		.key = dupn(it->a.p, it->a.len),
+		.role = dupn(it->b.p, it->b.len),
+		.text = dupn(it->c.p, it->c.len),
+		.extra = it->d.len ? dupn(it->d.p, it->d.len) : NULL,
+		.key_len = it->a.len,
+		.text_len = it->c.len,
+		.extra_len = it->d.len,
+		.hash = h,
+		.ts = it->ts,
+		.evt_ts = evt_ts,
+		.seq = seq,
+		.upd_seq = seq,
+	};
+	if (!nm.key || !nm.role || !nm.text || (it->d.len && !nm.extra)) {
+		free(nm.key);
+		free(nm.role);
+		free(nm.text);
+		free(nm.extra);
+		return -1;
+	}
+	c->msg[c->nmsg] = nm;
+	size_t j = h & (c->msg_index_cap - 1);
+	while (c->msg_index[j])
+		j = (j + 1) & (c->msg_index_cap - 1);
+	c->msg_index[j] = (uint32_t)c->nmsg + 1;
+	c->nmsg++;
+	return 0;
+}
+
+static int
+add_alert(struct view_call *c, const struct event_item *it, uint64_t seq)
+{
+	if (!grow((void **)&c->alert, &c->capalert, c->nalert + 1, sizeof(*c->alert)))
+		return -1;
+	char *d = NULL;
+	if (it->a.len && !(d = dupn(it->a.p, it->a.len)))
+		return -1;
+	c->alert[c->nalert++] = (struct view_alert){ .type = it->alert_type, .ts = it->ts, .seq = seq, .details = d };
+	return 0;
+}
+
+static int
+set_str(char **dst, const struct event_str *s)
+{
+	char *p = dupn(s->p, s->len);
+	if (!p)
+		return -1;
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+int
+view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, const struct event_fact *f)
+{
+	v->next_seq = seq + 1;
+	v->applied++;
+	if ((f->flags & EVENT_F_UNATTRIBUTED) || f->call_id.len == 0) {
+		v->unattributed++;
+		if (raw_seq != UINT64_MAX) {
+			if (!v->unattributed_raw && !(v->unattributed_raw = calloc(VIEW_UNATTRIBUTED_KEEP, sizeof(uint64_t))))
+				return -1;
+			v->unattributed_raw[v->nunattr_raw++ % VIEW_UNATTRIBUTED_KEEP] = raw_seq;
+		}
+		return 0;
+	}
+	struct view_call *c = call_get(v, &f->call_id, seq, time_ns);
+	if (!c)
+		return -1;
+	c->last_seq = seq;
+	c->last_ns = time_ns;
+	if (raw_seq != UINT64_MAX) {
+		if (!grow((void **)&c->raw, &c->capraw, c->nraw + 1, sizeof(*c->raw)))
+			return -1;
+		c->raw[c->nraw++] = raw_seq;
+	}
+	size_t cur = 0;
+	struct event_item it;
+	int rc;
+	while ((rc = event_fact_next(f, &cur, &it)) == 1) {
+		int r = 0;
+		switch (it.kind) {
+		case EVENT_ITEM_STATUS:
+			r = add_status(c, &it, seq);
+			break;
+		case EVENT_ITEM_MESSAGE:
+			r = add_message(c, &it, seq, f->ts);
+			break;
+		case EVENT_ITEM_CALLINFO:
+			r = set_str(&c->customer, &it.a);
+			break;
+		case EVENT_ITEM_REPORT:
+			r = set_str(&c->report, &it.a);
+			c->report_seq = seq;
+			c->ended = true;
+			break;
+		case EVENT_ITEM_ALERT:
+			r = add_alert(c, &it, seq);
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const char *
+view_call_status(const struct view_call *c)
+{
+	return c->nst ? c->st[c->nst - 1].status : NULL;
+}
+
+void
+view_prune(struct view *v, uint64_t tail_seq)
+{
+	size_t out = 0;
+	bool removed = false;
+	for (size_t i = 0; i < v->ncalls; i++) {
+		struct view_call *c = v->calls[i];
+		if (c->last_seq < tail_seq) {
+			call_free(c);
+			removed = true;
+			continue;
+		}
+		v->calls[out++] = c;
+	}
+	v->ncalls = out;
+	if (removed && v->index_cap && !index_rebuild_calls(v, v->index_cap)) {
+		/* Without memory for a new index, an empty one is still correct: lookups miss and the
+		 * calls are found again when the view is rebuilt. */
+		memset(v->index, 0, v->index_cap * sizeof(*v->index));
+	}
+}

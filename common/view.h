@@ -1,0 +1,92 @@
+/* view: the per-call state derived from fact records. The arena is the truth; a view is rebuilt by
+ * replaying its records whenever a worker starts, so ingest (to deduplicate) and query (to answer)
+ * apply exactly the same rules through view_apply and can never disagree.
+ *
+ * Semantics (DESIGN.md §4): a call exists from the first fact that names it; messages are a union
+ * by key in first-seen order, and a known message's text changes only through an explicit update;
+ * status pills are ordered by the event's own timestamp (arrival order where equal or missing);
+ * a call is ended once a terminal status or a report arrives and stays ended. */
+#ifndef LIVEEVENTS_VIEW_H
+#define LIVEEVENTS_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event_record.h"
+
+struct view_status {
+	char *status;
+	int64_t ts;       /* as sent (EVENT_TS_NONE when absent) */
+	int64_t sort_key; /* ts, or the latest key so far when absent: keeps arrival order */
+	uint64_t seq;
+};
+
+struct view_msg {
+	char *key, *role, *text, *extra;
+	size_t key_len, text_len, extra_len;
+	uint64_t hash;
+	int64_t ts;
+	int64_t evt_ts;   /* timestamp of the event that last set the text */
+	uint64_t seq;     /* fact that first carried it */
+	uint64_t upd_seq; /* fact that last changed it */
+};
+
+struct view_alert {
+	uint8_t type; /* enum event_alert_type */
+	int64_t ts;
+	uint64_t seq;
+	char *details; /* JSON object text or NULL */
+};
+
+struct view_call {
+	char *id;
+	size_t id_len;
+	uint64_t hash;
+	char *customer;
+	uint64_t first_seq, last_seq;
+	uint64_t first_ns, last_ns; /* when its first and latest facts were committed */
+	bool ended;
+	struct view_status *st;
+	size_t nst, capst;
+	struct view_msg *msg;
+	size_t nmsg, capmsg;
+	uint32_t *msg_index; /* open addressing: message index + 1, 0 = empty */
+	size_t msg_index_cap;
+	struct view_alert *alert;
+	size_t nalert, capalert;
+	char *report; /* JSON object text of the latest report */
+	uint64_t report_seq;
+	uint64_t *raw;  /* raw-ring sequence numbers of this call's events, oldest first */
+	size_t nraw, capraw;
+};
+
+struct view {
+	struct view_call **calls; /* in order of creation (first_seq ascending) */
+	size_t ncalls, capcalls;
+	uint32_t *index; /* open addressing over calls: index + 1, 0 = empty */
+	size_t index_cap;
+	uint64_t next_seq;        /* the next fact sequence this view expects */
+	uint64_t unattributed;    /* facts that named no call */
+	uint64_t *unattributed_raw; /* their raw sequence numbers, bounded ring */
+	size_t nunattr_raw;
+	uint64_t applied;         /* facts applied since the last clear */
+};
+
+/* How many unattributed raw references a view remembers. */
+#define VIEW_UNATTRIBUTED_KEEP 1024
+
+void view_init(struct view *v);
+void view_clear(struct view *v);
+/* Applies one fact. raw_seq is the slot's ref (ARENA_NO_REF when none). Returns 0, or -1 when out
+ * of memory (the view is then incomplete and should be rebuilt). */
+int view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, const struct event_fact *f);
+struct view_call *view_find(const struct view *v, const char *id, size_t len);
+const struct view_msg *view_msg_find(const struct view_call *c, const char *key, size_t len);
+/* The current status (last pill in timeline order) or NULL. */
+const char *view_call_status(const struct view_call *c);
+/* Drops calls whose every fact is older than tail_seq (evicted from the arena). */
+void view_prune(struct view *v, uint64_t tail_seq);
+bool view_status_is_terminal(const char *status);
+
+#endif

@@ -1,0 +1,506 @@
+/* ingest: the webhook port and the only process that writes the arena. Each POST /webhook is read
+ * within limits, parsed and validated, turned into a fact record (what it changed) and a raw record
+ * (the body, secrets redacted), committed, and only then answered 200: an acknowledged event is in
+ * the arena. Nothing else is served here but GET /healthz: the dashboard and the transcripts are
+ * never reachable through the tunnel that exposes this port. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "arena.h"
+#include "event.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "view.h"
+#include "worker.h"
+
+#define INGEST_SHORT_ID 12 /* characters of the call id in log lines, as the tutorial printed */
+
+/* Request headers whose values are credentials: never stored or logged as sent. */
+static const char *const secret_headers[] = {
+	"authorization", "proxy-authorization", "cookie", "x-interactly-secret", "x-vapi-secret", "x-api-key",
+};
+
+struct ingest {
+	const struct config *cfg;
+	struct event_base *base;
+	struct evhttp *http;
+	struct arena arena;
+	struct view view;
+	struct event_builder eb;
+	struct json_limits lim;
+	struct buf fact, body, meta, raw, line, scratch;
+	struct event *doorbell_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev;
+	bool doorbell_pending;
+	uint64_t committed;
+};
+
+static struct ingest *ing_global;
+
+/* --- arena ------------------------------------------------------------------------------------- */
+
+/* Rebuilds the writer's view (message keys, call states) from the committed facts. */
+static void
+rebuild_view(struct ingest *g)
+{
+	view_clear(&g->view);
+	uint64_t head = arena_head(&g->arena, ARENA_FACTS);
+	uint64_t s = arena_tail(&g->arena, ARENA_FACTS);
+	struct arena_rec rec;
+	struct event_fact f;
+	uint64_t bad = 0;
+	for (; s < head; s++) {
+		enum arena_read_status st = arena_read(&g->arena, ARENA_FACTS, s, &rec, &g->scratch);
+		if (st != ARENA_READ_OK || rec.kind != EVENT_REC_FACT ||
+		    event_fact_decode(g->scratch.data, g->scratch.len, &f) < 0) {
+			bad++;
+			continue;
+		}
+		if (view_apply(&g->view, s, rec.time_ns, rec.ref, &f) < 0) {
+			log_msg(LOG_ERR, "out of memory rebuilding the call index");
+			break;
+		}
+	}
+	if (bad)
+		log_msg(LOG_WARNING, "%" PRIu64 " unreadable fact record(s) skipped while rebuilding", bad);
+}
+
+static void
+doorbell_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ingest *g = arg;
+	g->doorbell_pending = false;
+	uint64_t one = 1;
+	/* EAGAIN means the counter is saturated: query has plenty to read already. */
+	ssize_t w = write(WORKER_FD_DOORBELL, &one, sizeof(one));
+	(void)w;
+}
+
+/* Rings query's doorbell once per loop iteration however many events were committed. */
+static void
+ring_doorbell(struct ingest *g)
+{
+	if (!g->doorbell_pending) {
+		g->doorbell_pending = true;
+		event_active(g->doorbell_ev, 0, 0);
+	}
+}
+
+/* --- logging ------------------------------------------------------------------------------------ */
+
+static void
+fmt_time(char *out, size_t n, int64_t ms)
+{
+	if (ms == EVENT_TS_NONE)
+		ms = (int64_t)(arena_now_ns() / 1000000);
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	size_t k = strftime(out, n, "%H:%M:%S", &tm);
+	snprintf(out + k, n - k, ".%03d", (int)(ms % 1000));
+}
+
+static void
+log_event(struct ingest *g, const struct event_result *r)
+{
+	struct buf *b = &g->line;
+	char when[32];
+	buf_reset(b);
+	fmt_time(when, sizeof(when), r->ts);
+	buf_printf(b, "[%s] ", when);
+	if (r->flags & EVENT_F_UNATTRIBUTED) {
+		buf_adds(b, "\xE2\x84\xB9\xEF\xB8\x8F  no call id: ");
+		if (r->type_name[0])
+			log_text(b, r->type_name, strlen(r->type_name), 40);
+		else
+			buf_adds(b, "event without a type");
+		buf_adds(b, " kept raw (unattributed)");
+	} else {
+		log_text(b, r->call_id, strlen(r->call_id), INGEST_SHORT_ID);
+		buf_addc(b, ' ');
+		switch (r->type) {
+		case EVENT_STATUS_UPDATE:
+			buf_adds(b, "\xF0\x9F\x93\x9E \xE2\x86\x92 "); /* 📞 → */
+			for (const char *p = r->status; *p; p++)
+				buf_addc(b, (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p);
+			break;
+		case EVENT_HANG:
+			buf_adds(b, "\xE2\x8F\xB3 hang: assistant not responding");
+			break;
+		case EVENT_ERROR:
+			buf_adds(b, "\xE2\x9D\x8C error ");
+			log_text(b, r->detail, strlen(r->detail), 80);
+			break;
+		case EVENT_END_OF_CALL_REPORT:
+			buf_adds(b, "\xF0\x9F\x93\x8B end-of-call report");
+			if (r->detail[0]) {
+				buf_adds(b, " (");
+				log_text(b, r->detail, strlen(r->detail), 40);
+				buf_addc(b, ')');
+			}
+			break;
+		case EVENT_CONVERSATION_UPDATE:
+			if (!r->new_msgs && !r->upd_msgs)
+				buf_adds(b, "\xF0\x9F\x92\xAC no new messages");
+			break;
+		default:
+			buf_adds(b, "\xE2\x84\xB9\xEF\xB8\x8F  ");
+			log_text(b, r->type_name[0] ? r->type_name : "(no type)", strlen(r->type_name[0] ? r->type_name : "(no type)"), 40);
+			buf_adds(b, r->type == EVENT_UNKNOWN ? " (not interpreted, kept raw)" : " (kept raw)");
+			break;
+		}
+		if (r->new_msgs || r->upd_msgs) {
+			if (r->type != EVENT_CONVERSATION_UPDATE)
+				buf_adds(b, ";");
+			buf_adds(b, " \xF0\x9F\x92\xAC "); /* 💬 */
+			log_text(b, r->role, strlen(r->role), 20);
+			buf_adds(b, ": ");
+			log_text(b, r->text, strlen(r->text), LOG_TEXT_CHARS);
+			unsigned more = r->new_msgs + r->upd_msgs - 1;
+			if (more)
+				buf_printf(b, " (+%u more)", more);
+		}
+	}
+	if (r->repairs)
+		buf_printf(b, " [repaired %u string%s]", r->repairs, r->repairs == 1 ? "" : "s");
+	log_msg(LOG_INFO, "%s", buf_cstr(b));
+}
+
+/* --- the webhook ---------------------------------------------------------------------------------- */
+
+static void
+reject(struct ingest *g, struct evhttp_request *req, int code, const char *code_str, const char *msg,
+       const char *extra)
+{
+	char peer[64];
+	http_peer(req, peer, sizeof(peer));
+	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	log_msg(LOG_WARNING, "refused a webhook from %s: %d %s", peer, code, msg);
+	http_send_error(req, code, code_str, msg, extra);
+}
+
+static bool
+header_is_secret(const char *name, const struct event_result *r)
+{
+	for (size_t i = 0; i < sizeof(secret_headers) / sizeof(secret_headers[0]); i++)
+		if (strcasecmp(name, secret_headers[i]) == 0)
+			return true;
+	for (int i = 0; i < r->nredact_headers; i++)
+		if (strcasecmp(name, r->redact_headers[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The raw record's metadata: who sent it and with which headers (credentials redacted). */
+static void
+build_meta(struct ingest *g, struct evhttp_request *req, const struct event_result *r, const struct event_secrets *sec)
+{
+	struct buf *b = &g->meta;
+	char peer[64];
+	buf_reset(b);
+	http_peer(req, peer, sizeof(peer));
+	buf_printf(b, "{\"received\":%" PRIu64 ",\"remote\":", arena_now_ns() / 1000000);
+	json_write_cstr(b, peer);
+	buf_adds(b, ",\"headers\":{");
+	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+	bool first = true;
+	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
+		bool secret = header_is_secret(h->key, r);
+		for (int i = 0; !secret && sec && i < sec->n; i++)
+			if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && strstr(h->value, sec->v[i]))
+				secret = true;
+		if (!first)
+			buf_addc(b, ',');
+		first = false;
+		json_write_cstr(b, h->key);
+		buf_addc(b, ':');
+		json_write_cstr(b, secret ? EVENT_REDACTED : h->value);
+	}
+	buf_adds(b, "}}");
+}
+
+static void
+collect_header_secrets(struct evhttp_request *req, struct event_secrets *sec)
+{
+	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
+		if (strcasecmp(h->key, "x-interactly-secret") == 0 || strcasecmp(h->key, "x-vapi-secret") == 0 ||
+		    strcasecmp(h->key, "x-api-key") == 0) {
+			event_secrets_add(sec, h->value, strlen(h->value));
+		} else if (strcasecmp(h->key, "authorization") == 0) {
+			const char *v = h->value;
+			if (strncasecmp(v, "Bearer ", 7) == 0)
+				v += 7;
+			event_secrets_add(sec, v, strlen(v));
+		}
+	}
+}
+
+static void
+webhook(struct ingest *g, struct evhttp_request *req)
+{
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reject(g, req, 405, "method_not_allowed", "use POST to deliver a webhook", NULL);
+		return;
+	}
+	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+	if (enc && strcasecmp(enc, "identity") != 0) {
+		reject(g, req, 415, "unsupported_encoding", "unsupported Content-Encoding", NULL);
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0) {
+		reject(g, req, 400, "empty", "the body is empty: expected a JSON object", NULL);
+		return;
+	}
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	if (!body) {
+		reject(g, req, 503, "no_memory", "out of memory reading the body", NULL);
+		return;
+	}
+	struct json_doc doc;
+	enum json_status js = json_parse(&doc, body, len, &g->lim);
+	if (js != JSON_OK) {
+		char extra[64];
+		snprintf(extra, sizeof(extra), "\"offset\":%zu", doc.err_offset);
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s (at byte %zu)", json_strerror(js), doc.err_offset);
+		if (js == JSON_ERR_NOMEM)
+			reject(g, req, 503, json_errcode(js), msg, extra);
+		else
+			reject(g, req, 400, json_errcode(js), msg, extra);
+		return;
+	}
+	const char *orig = body + (doc.bom ? 3 : 0);
+	struct event_secrets sec = { 0 };
+	collect_header_secrets(req, &sec);
+	struct event_result r;
+	int rc = event_build(&g->eb, &doc, orig, &g->view, &sec, &g->fact, &g->body, &r);
+	json_free(&doc);
+	if (rc < 0) {
+		event_secrets_clear(&sec);
+		reject(g, req, 503, "no_memory", "out of memory processing the event", NULL);
+		return;
+	}
+	build_meta(g, req, &r, &sec);
+	event_secrets_clear(&sec);
+
+	/* Raw first (the fact refers to it), then the fact; one publish commits both. */
+	uint8_t raw_flags = (uint8_t)((r.repairs ? EVENT_RAW_REPAIRED : 0) | (doc.bom ? EVENT_RAW_BOM : 0));
+	buf_reset(&g->raw);
+	event_raw_encode(&g->raw, raw_flags, g->meta.data, g->meta.len);
+	if (g->raw.failed || g->body.failed || g->meta.failed) {
+		reject(g, req, 503, "no_memory", "out of memory storing the event", NULL);
+		return;
+	}
+	uint64_t fact_seq = arena_next_seq(&g->arena, ARENA_FACTS);
+	struct iovec riov[2] = { { g->raw.data, g->raw.len }, { g->body.data, g->body.len } };
+	uint64_t raw_seq = arena_append(&g->arena, ARENA_RAW, EVENT_REC_RAW, raw_flags, fact_seq, riov, 2);
+	uint16_t flags = r.flags;
+	if (raw_seq == UINT64_MAX)
+		arena_count(&g->arena, ARENA_C_RAW_DROPPED, 1);
+	else
+		flags |= EVENT_F_RAW;
+	event_enc_set_flags(&g->fact, flags);
+	struct iovec fiov[1] = { { g->fact.data, g->fact.len } };
+	uint64_t s = arena_append(&g->arena, ARENA_FACTS, EVENT_REC_FACT, flags,
+	                          raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, fiov, 1);
+	if (s == UINT64_MAX) {
+		arena_rollback(&g->arena);
+		char extra[64];
+		snprintf(extra, sizeof(extra), "\"limit\":%" PRIu64, g->arena.ring[ARENA_FACTS].max_record);
+		reject(g, req, 413, "too_large_for_arena", "the event is too large for the arena's facts ring", extra);
+		return;
+	}
+	arena_publish(&g->arena);
+	arena_count(&g->arena, ARENA_C_EVENTS, 1);
+	arena_count(&g->arena, ARENA_C_RAW_BYTES, g->body.len);
+	if (r.repairs)
+		arena_count(&g->arena, ARENA_C_REPAIRED, 1);
+	if (flags & EVENT_F_UNATTRIBUTED)
+		arena_count(&g->arena, ARENA_C_UNATTRIBUTED, 1);
+	if (flags & EVENT_F_UNKNOWN_TYPE)
+		arena_count(&g->arena, ARENA_C_UNKNOWN_TYPE, 1);
+	g->committed++;
+
+	/* The writer's own view follows through the same code path as every reader's. */
+	struct event_fact f;
+	if (event_fact_decode(g->fact.data, g->fact.len, &f) == 0 &&
+	    view_apply(&g->view, s, arena_now_ns(), raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, &f) < 0) {
+		log_msg(LOG_ERR, "out of memory updating the call index: rebuilding it");
+		rebuild_view(g);
+	}
+	ring_doorbell(g);
+	static const char ok[] = "{\"status\":\"ok\"}";
+	http_send(req, 200, HTTP_JSON, ok, sizeof(ok) - 1);
+	log_event(g, &r);
+}
+
+static void
+request_cb(struct evhttp_request *req, void *arg)
+{
+	struct ingest *g = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path)
+		path = "";
+	if (strcmp(path, "/webhook") == 0) {
+		webhook(g, req);
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+			http_send_error(req, 405, "method_not_allowed", "use GET", NULL);
+			return;
+		}
+		struct buf b = BUF_INIT;
+		buf_printf(&b, "{\"status\":\"ok\",\"role\":\"ingest\",\"committed\":%" PRIu64 "}", g->committed);
+		http_send_json(req, 200, &b);
+		buf_free(&b);
+		return;
+	}
+	/* Deliberately not the dashboard: this port may be exposed through a public tunnel. */
+	http_send_error(req, 404, "not_found", "not found: this port only accepts POST /webhook", NULL);
+}
+
+/* --- control channel ------------------------------------------------------------------------------ */
+
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct ingest *g = arg;
+	struct ctl_msg m;
+	int rc;
+	while ((rc = worker_recv(fd, &m)) != 0) {
+		if (rc < 0 || m.type != CTL_RESET_REQ)
+			continue;
+		if (worker_monotonic_ns() > m.deadline_ns) {
+			/* Query has already answered 503 for this one: carrying it out now would surprise. */
+			log_msg(LOG_WARNING, "ignored a reset request that expired before it arrived");
+			continue;
+		}
+		arena_reset(&g->arena);
+		view_clear(&g->view);
+		ring_doorbell(g);
+		uint64_t gen = arena_generation(&g->arena);
+		log_msg(LOG_NOTICE, "reset: every call and event cleared and overwritten (generation %016" PRIx64 ")", gen);
+		struct ctl_msg reply = { .magic = CTL_MAGIC, .type = CTL_RESET_DONE, .id = m.id, .generation = gen,
+		                         .pid = (uint32_t)getpid() };
+		if (worker_send(fd, &reply) < 0)
+			log_msg(LOG_WARNING, "cannot confirm the reset to query: %s", strerror(errno));
+	}
+}
+
+static void
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ingest *g = arg;
+	arena_heartbeat(&g->arena);
+	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_HEARTBEAT, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &m);
+}
+
+static void
+term_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct ingest *g = arg;
+	event_base_loopexit(g->base, NULL);
+}
+
+int
+ingest_main(const struct config *cfg)
+{
+	static struct ingest g;
+	char err[256], why[512];
+	ing_global = &g;
+	g.cfg = cfg;
+	g.lim.max_depth = cfg->json_max_depth;
+	g.lim.max_tokens = cfg->json_max_tokens;
+	signal(SIGPIPE, SIG_IGN);
+	if (arena_map(&g.arena, WORKER_FD_ARENA, true, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "cannot map the arena: %s", err);
+		return 1;
+	}
+	if (arena_recover(&g.arena, why, sizeof(why)) != 0 || why[0])
+		log_msg(LOG_WARNING, "arena recovery: %s", why);
+	view_init(&g.view);
+	event_builder_init(&g.eb);
+	rebuild_view(&g);
+
+	g.base = event_base_new();
+	g.http = g.base ? evhttp_new(g.base) : NULL;
+	if (!g.http) {
+		log_msg(LOG_ERR, "cannot create the HTTP server");
+		return 1;
+	}
+	evhttp_set_max_body_size(g.http, (ev_ssize_t)cfg->max_body);
+	evhttp_set_max_headers_size(g.http, (ev_ssize_t)cfg->max_headers);
+	evhttp_set_timeout(g.http, (int)cfg->request_timeout);
+	evhttp_set_default_content_type(g.http, HTTP_JSON);
+	/* Every method reaches our handler so a wrong one gets 405 with Allow, not libevent's 501. */
+	evhttp_set_allowed_methods(g.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_flags(g.http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_gencb(g.http, request_cb, &g);
+	if (!evhttp_accept_socket_with_handle(g.http, WORKER_FD_LISTEN)) {
+		log_msg(LOG_ERR, "cannot accept on the webhook socket");
+		return 1;
+	}
+	g.doorbell_ev = event_new(g.base, -1, 0, doorbell_cb, &g);
+	g.ctl_ev = event_new(g.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &g);
+	g.hb_ev = event_new(g.base, -1, EV_PERSIST, heartbeat_cb, &g);
+	g.term_ev = evsignal_new(g.base, SIGTERM, term_cb, &g);
+	g.int_ev = evsignal_new(g.base, SIGINT, term_cb, &g);
+	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
+	event_add(g.ctl_ev, NULL);
+	event_add(g.hb_ev, &hb);
+	event_add(g.term_ev, NULL);
+	event_add(g.int_ev, NULL);
+
+	struct ctl_msg ready = { .magic = CTL_MAGIC, .type = CTL_READY, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &ready);
+	log_msg(LOG_INFO, "accepting webhooks (%" PRIu64 " events stored, %zu calls)",
+	        arena_head(&g.arena, ARENA_FACTS) - arena_tail(&g.arena, ARENA_FACTS), g.view.ncalls);
+	event_base_dispatch(g.base);
+
+	/* A clean stop: make a file-backed arena durable before exiting. */
+	if (g.arena.file_backed)
+		msync(g.arena.base, g.arena.size, MS_SYNC);
+	evhttp_free(g.http);
+	event_free(g.doorbell_ev);
+	event_free(g.ctl_ev);
+	event_free(g.hb_ev);
+	event_free(g.term_ev);
+	event_free(g.int_ev);
+	event_base_free(g.base);
+	view_clear(&g.view);
+	event_builder_free(&g.eb);
+	arena_unmap(&g.arena);
+	return 0;
+}

@@ -1,0 +1,427 @@
+/* master: the supervisor. It creates (or validates) the arena and holds its lock, binds both
+ * listening sockets, forks the ingest and query workers, restarts a worker that dies (with back-off
+ * and a rate limit) while its listening socket stays open in the kernel, speaks sd_notify, and stops
+ * everything on SIGTERM. It never reads or writes records and serves no request, so it has nothing
+ * that can crash it (PostgreSQL's postmaster follows the same rule). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "arena.h"
+#include "http.h"
+#include "log.h"
+#include "master.h"
+#include "notify.h"
+#include "worker.h"
+
+#define MASTER_STABLE_MS 10000   /* a worker that lived this long restarts with the shortest back-off */
+#define MASTER_HUNG_MS 30000     /* a worker silent this long is killed and restarted */
+#define MASTER_TICK_MS 1000      /* supervision timer */
+#define MASTER_MAX_RESTART_LOG 64
+
+struct child {
+	const char *role;
+	int (*main)(const struct config *);
+	pid_t pid;
+	int fds[WORKER_FD_COUNT];  /* what the worker gets, by number; -1 = nothing */
+	int status_master_end;     /* master's end of the worker <-> master channel */
+	bool ready, ever_ready;
+	uint64_t started_ms, last_hb_ms;
+	unsigned backoff_ms;
+	uint64_t restart_ms[MASTER_MAX_RESTART_LOG];
+	unsigned nrestarts;
+	struct event *restart_ev, *status_ev;
+	struct master *m;
+};
+
+struct master {
+	const struct config *cfg;
+	struct event_base *base;
+	struct child child[2];
+	int signal_fd;
+	bool stopping, notified_ready;
+	int exit_code;
+	struct event *sig_ev, *tick_ev, *watchdog_ev, *kill_ev;
+	pid_t pid;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	return worker_monotonic_ns() / 1000000;
+}
+
+static void spawn(struct child *c);
+
+/* In the freshly forked worker: the worker's descriptors go to their fixed numbers and everything
+ * else is closed, signals return to their defaults, and the worker dies with the master. */
+static void
+become_worker(struct child *c, pid_t master_pid)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master_pid)
+		_exit(1);
+	int tmp[WORKER_FD_COUNT];
+	for (int i = 0; i < WORKER_FD_COUNT; i++)
+		tmp[i] = c->fds[i] >= 0 ? fcntl(c->fds[i], F_DUPFD, 64) : -1;
+	for (int i = 3; i < WORKER_FD_COUNT; i++) {
+		if (tmp[i] >= 0) {
+			if (dup2(tmp[i], i) < 0)
+				_exit(1);
+		} else {
+			close(i);
+		}
+	}
+	close_range(WORKER_FD_COUNT, ~0u, 0);
+	prctl(PR_SET_NAME, c->role);
+	log_set_role(c->role);
+	_exit(c->main(c->m->cfg) == 0 ? 0 : 1);
+}
+
+static void
+spawn(struct child *c)
+{
+	struct master *m = c->m;
+	c->ready = false;
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_msg(LOG_ERR, "cannot fork %s: %s", c->role, strerror(errno));
+		c->pid = 0;
+		struct timeval tv = { 1, 0 };
+		evtimer_add(c->restart_ev, &tv);
+		return;
+	}
+	if (pid == 0)
+		become_worker(c, m->pid);
+	c->pid = pid;
+	c->started_ms = c->last_hb_ms = mono_ms();
+}
+
+static void
+restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct child *c = arg;
+	if (!c->m->stopping)
+		spawn(c);
+}
+
+static void
+check_ready(struct master *m)
+{
+	if (m->notified_ready || !m->child[0].ready || !m->child[1].ready)
+		return;
+	m->notified_ready = true;
+	notify_send("READY=1\nSTATUS=webhooks on %s, dashboard on %s\nMAINPID=%d", m->cfg->webhook.text,
+	            m->cfg->dashboard.text, (int)m->pid);
+	log_msg(LOG_NOTICE, "ready: webhooks on http://%s/webhook, dashboard on http://%s/", m->cfg->webhook.text,
+	        m->cfg->dashboard.text);
+}
+
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct child *c = arg;
+	struct ctl_msg msg;
+	int rc;
+	while ((rc = worker_recv(fd, &msg)) == 1) {
+		/* Messages written by a worker that has since died may still be queued: only the current
+		 * worker's count. */
+		if (msg.pid != (uint32_t)c->pid)
+			continue;
+		c->last_hb_ms = mono_ms();
+		if (msg.type == CTL_READY) {
+			if (c->ever_ready)
+				log_msg(LOG_NOTICE, "%s (pid %d) is serving again", c->role, (int)c->pid);
+			c->ready = c->ever_ready = true;
+			check_ready(c->m);
+		}
+	}
+}
+
+static void
+stop_children(struct master *m, int sig)
+{
+	for (int i = 0; i < 2; i++)
+		if (m->child[i].pid > 0)
+			kill(m->child[i].pid, sig);
+}
+
+static void
+kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct master *m = arg;
+	log_msg(LOG_WARNING, "workers did not stop within %u ms: killing them", m->cfg->stop_timeout_ms);
+	stop_children(m, SIGKILL);
+}
+
+static void
+begin_stop(struct master *m, int code)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	m->exit_code = code;
+	notify_send("STOPPING=1");
+	for (int i = 0; i < 2; i++)
+		evtimer_del(m->child[i].restart_ev);
+	stop_children(m, SIGTERM);
+	struct timeval tv = { m->cfg->stop_timeout_ms / 1000, (m->cfg->stop_timeout_ms % 1000) * 1000 };
+	evtimer_add(m->kill_ev, &tv);
+	if (m->child[0].pid <= 0 && m->child[1].pid <= 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+/* Back-off doubles while a worker keeps dying young; a rate limit turns a crash loop into an exit
+ * so that systemd's Restart= policy (and a human) takes over. */
+static void
+schedule_restart(struct master *m, struct child *c)
+{
+	uint64_t now = mono_ms();
+	const struct config *cfg = m->cfg;
+	if (now - c->started_ms >= MASTER_STABLE_MS || c->backoff_ms == 0)
+		c->backoff_ms = cfg->restart_backoff_ms;
+	else
+		c->backoff_ms = c->backoff_ms * 2 > cfg->restart_backoff_max_ms ? cfg->restart_backoff_max_ms
+		                                                                  : c->backoff_ms * 2;
+	unsigned limit = cfg->restart_limit < MASTER_MAX_RESTART_LOG ? cfg->restart_limit : MASTER_MAX_RESTART_LOG;
+	if (limit) {
+		uint64_t oldest = c->restart_ms[c->nrestarts % limit];
+		if (c->nrestarts >= limit && now - oldest < (uint64_t)cfg->restart_interval * 1000) {
+			log_msg(LOG_ERR, "%s died %u times within %u s: giving up, stopping the daemon", c->role, limit,
+			        cfg->restart_interval);
+			begin_stop(m, 1);
+			return;
+		}
+		c->restart_ms[c->nrestarts % limit] = now;
+	}
+	c->nrestarts++;
+	notify_send("STATUS=restarting %s (restart %u)", c->role, c->nrestarts);
+	struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
+	evtimer_add(c->restart_ev, &tv);
+}
+
+static void
+reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child *c = NULL;
+		for (int i = 0; i < 2; i++)
+			if (m->child[i].pid == pid)
+				c = &m->child[i];
+		if (!c)
+			continue;
+		c->pid = 0;
+		c->ready = false;
+		if (m->stopping) {
+			if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+				log_msg(LOG_WARNING, "%s exited with status %d while stopping", c->role, WEXITSTATUS(status));
+		} else if (WIFSIGNALED(status)) {
+			log_msg(LOG_ERR, "%s (pid %d) was killed by signal %d (%s); restarting it", c->role, (int)pid,
+			        WTERMSIG(status), strsignal(WTERMSIG(status)));
+		} else {
+			log_msg(LOG_ERR, "%s (pid %d) exited with status %d; restarting it", c->role, (int)pid,
+			        WEXITSTATUS(status));
+		}
+		if (!m->stopping)
+			schedule_restart(m, c);
+	}
+	if (m->stopping && m->child[0].pid <= 0 && m->child[1].pid <= 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+static void
+signal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct master *m = arg;
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(m);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_msg(LOG_NOTICE, "%s: stopping", strsignal((int)si.ssi_signo));
+			begin_stop(m, m->exit_code);
+			break;
+		case SIGHUP:
+			log_msg(LOG_NOTICE, "SIGHUP: nothing to reload (all settings are command-line options)");
+			notify_send("READY=1");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static bool
+healthy(const struct child *c, uint64_t now)
+{
+	return c->pid > 0 && c->ready && now - c->last_hb_ms < WORKER_HEARTBEAT_STALE_MS;
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct master *m = arg;
+	uint64_t now = mono_ms();
+	for (int i = 0; i < 2; i++) {
+		struct child *c = &m->child[i];
+		if (!m->stopping && c->pid > 0 && now - c->last_hb_ms > MASTER_HUNG_MS) {
+			log_msg(LOG_ERR, "%s (pid %d) has not reported for %llu ms: killing it", c->role, (int)c->pid,
+			        (unsigned long long)(now - c->last_hb_ms));
+			kill(c->pid, SIGKILL);
+			c->last_hb_ms = now;
+		}
+	}
+}
+
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct master *m = arg;
+	uint64_t now = mono_ms();
+	/* The watchdog vouches for the whole daemon, not just for a live master. */
+	if (healthy(&m->child[0], now) && healthy(&m->child[1], now))
+		notify_send("WATCHDOG=1");
+}
+
+static int
+make_pair(int sv[2])
+{
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv);
+}
+
+int
+master_run(const struct config *cfg)
+{
+	struct master m = { .cfg = cfg, .pid = getpid() };
+	char err[512];
+	signal(SIGPIPE, SIG_IGN);
+	notify_init();
+
+	int ro_fd = -1;
+	int rw_fd = arena_create_or_open(cfg->arena, cfg->arena_size, &ro_fd, err, sizeof(err));
+	if (rw_fd < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	bool in_use;
+	int wh = http_listen(&cfg->webhook, &in_use, err, sizeof(err));
+	if (wh < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	int db = http_listen(&cfg->dashboard, &in_use, err, sizeof(err));
+	if (db < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	int doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int peer[2], st_ingest[2], st_query[2];
+	if (doorbell < 0 || make_pair(peer) < 0 || make_pair(st_ingest) < 0 || make_pair(st_query) < 0) {
+		log_msg(LOG_ERR, "cannot create the worker channels: %s", strerror(errno));
+		return 1;
+	}
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	m.base = event_base_new();
+	if (m.signal_fd < 0 || !m.base) {
+		log_msg(LOG_ERR, "cannot set up the event loop: %s", strerror(errno));
+		return 1;
+	}
+
+	struct child *ing = &m.child[0], *qry = &m.child[1];
+	*ing = (struct child){ .role = "ingest", .main = ingest_main, .m = &m };
+	*qry = (struct child){ .role = "query", .main = query_main, .m = &m };
+	for (int i = 0; i < WORKER_FD_COUNT; i++)
+		ing->fds[i] = qry->fds[i] = -1;
+	ing->fds[WORKER_FD_LISTEN] = wh;
+	ing->fds[WORKER_FD_ARENA] = rw_fd;
+	ing->fds[WORKER_FD_DOORBELL] = doorbell;
+	ing->fds[WORKER_FD_PEER] = peer[0];
+	ing->fds[WORKER_FD_MASTER] = st_ingest[1];
+	ing->status_master_end = st_ingest[0];
+	qry->fds[WORKER_FD_LISTEN] = db;
+	qry->fds[WORKER_FD_ARENA] = ro_fd;
+	qry->fds[WORKER_FD_DOORBELL] = doorbell;
+	qry->fds[WORKER_FD_PEER] = peer[1];
+	qry->fds[WORKER_FD_MASTER] = st_query[1];
+	qry->status_master_end = st_query[0];
+
+	m.sig_ev = event_new(m.base, m.signal_fd, EV_READ | EV_PERSIST, signal_cb, &m);
+	m.tick_ev = event_new(m.base, -1, EV_PERSIST, tick_cb, &m);
+	m.kill_ev = evtimer_new(m.base, kill_cb, &m);
+	event_add(m.sig_ev, NULL);
+	struct timeval tick = { MASTER_TICK_MS / 1000, (MASTER_TICK_MS % 1000) * 1000 };
+	event_add(m.tick_ev, &tick);
+	uint64_t wd = notify_watchdog_usec();
+	if (wd) {
+		m.watchdog_ev = event_new(m.base, -1, EV_PERSIST, watchdog_cb, &m);
+		struct timeval tv = { (time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000) };
+		event_add(m.watchdog_ev, &tv);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct child *c = &m.child[i];
+		c->restart_ev = evtimer_new(m.base, restart_cb, c);
+		c->status_ev = event_new(m.base, c->status_master_end, EV_READ | EV_PERSIST, status_cb, c);
+		event_add(c->status_ev, NULL);
+	}
+	log_msg(LOG_NOTICE, "liveeventsd %s starting: webhooks on %s, dashboard on %s, arena %s (%llu MiB)",
+	        PACKAGE_VERSION, cfg->webhook.text, cfg->dashboard.text, cfg->arena,
+	        (unsigned long long)(cfg->arena_size >> 20));
+	spawn(ing);
+	spawn(qry);
+	event_base_dispatch(m.base);
+
+	for (int i = 0; i < 2; i++) {
+		event_free(m.child[i].restart_ev);
+		event_free(m.child[i].status_ev);
+	}
+	event_free(m.sig_ev);
+	event_free(m.tick_ev);
+	event_free(m.kill_ev);
+	if (m.watchdog_ev)
+		event_free(m.watchdog_ev);
+	event_base_free(m.base);
+	log_msg(m.exit_code ? LOG_ERR : LOG_NOTICE, "stopped");
+	return m.exit_code;
+}

@@ -1,0 +1,439 @@
+/* query: the dashboard port. It maps the arena read-only (the kernel itself keeps it from writing),
+ * follows the committed sequence (woken by ingest's doorbell, with a slow safety poll), keeps a view
+ * of every call, and serves the dashboard and the REST API from it. A reset is not done here: it is
+ * asked of ingest, the only writer, and answered once ingest has committed it. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "api.h"
+#include "arena.h"
+#include "event_record.h"
+#include "http.h"
+#include "log.h"
+#include "view.h"
+#include "web_assets.h"
+#include "worker.h"
+
+#define QUERY_MAX_BODY 4096           /* the dashboard port takes no payloads */
+#define QUERY_SYNC_RETRIES 3          /* a generation change while catching up restarts the catch-up */
+
+/* Headers every dashboard response carries: the page runs no inline code and cannot be framed. */
+static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                          "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+                          "form-action 'self'; frame-ancestors 'none'";
+
+struct pending_reset {
+	uint64_t id;
+	struct evhttp_request *req;
+	struct event *timer;
+	struct query *q;
+	struct pending_reset *next;
+};
+
+struct query {
+	const struct config *cfg;
+	struct event_base *base;
+	struct evhttp *http;
+	struct arena arena;
+	struct view view;
+	uint64_t generation;
+	uint64_t cursor;      /* next fact to apply */
+	uint64_t pruned_tail; /* tail at the last prune */
+	uint64_t overruns, corrupt;
+	struct buf out, scratch;
+	struct event *doorbell_ev, *poll_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev;
+	struct pending_reset *resets;
+	uint64_t next_reset_id;
+};
+
+/* --- following the arena -------------------------------------------------------------------------- */
+
+static void
+sync_arena(struct query *q)
+{
+	struct arena_rec rec;
+	struct event_fact f;
+	for (int attempt = 0; attempt < QUERY_SYNC_RETRIES; attempt++) {
+		uint64_t gen = arena_generation(&q->arena);
+		if (gen != q->generation) {
+			/* Reset or re-initialised: whatever we knew belongs to another generation. */
+			view_clear(&q->view);
+			q->generation = gen;
+			q->cursor = arena_tail(&q->arena, ARENA_FACTS);
+			q->pruned_tail = q->cursor;
+		}
+		for (;;) {
+			enum arena_read_status st = arena_read(&q->arena, ARENA_FACTS, q->cursor, &rec, &q->scratch);
+			if (st == ARENA_READ_END)
+				break;
+			if (st == ARENA_READ_OVERRUN) {
+				q->overruns++;
+				q->cursor = arena_tail(&q->arena, ARENA_FACTS);
+				continue;
+			}
+			if (st == ARENA_READ_CORRUPT || rec.kind != EVENT_REC_FACT ||
+			    event_fact_decode(q->scratch.data, q->scratch.len, &f) < 0) {
+				if (q->corrupt++ == 0)
+					log_msg(LOG_WARNING, "skipped an unreadable fact record (seq %" PRIu64 ")", q->cursor);
+				q->cursor++;
+				continue;
+			}
+			if (view_apply(&q->view, q->cursor, rec.time_ns, rec.ref, &f) < 0) {
+				log_msg(LOG_ERR, "out of memory following the arena: starting over");
+				q->generation = 0;
+				break;
+			}
+			q->cursor++;
+		}
+		uint64_t tail = arena_tail(&q->arena, ARENA_FACTS);
+		if (tail > q->pruned_tail) {
+			view_prune(&q->view, tail);
+			q->pruned_tail = tail;
+		}
+		if (arena_generation(&q->arena) == q->generation)
+			return;
+	}
+}
+
+static void
+doorbell_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct query *q = arg;
+	uint64_t n;
+	while (read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		;
+	sync_arena(q);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sync_arena(arg);
+}
+
+/* --- responses ------------------------------------------------------------------------------------ */
+
+static void
+add_page_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Security-Policy", csp);
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static void
+send_buf(struct query *q, struct evhttp_request *req, int code)
+{
+	add_page_headers(req);
+	http_send_json(req, code, &q->out);
+}
+
+static bool
+method_is(struct evhttp_request *req, enum evhttp_cmd_type a, const char *allow)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (cmd == a || (a == EVHTTP_REQ_GET && cmd == EVHTTP_REQ_HEAD))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	add_page_headers(req);
+	http_send_error(req, 405, "method_not_allowed", "method not allowed here", NULL);
+	return false;
+}
+
+static void
+serve_asset(struct evhttp_request *req, const struct web_asset *a)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	add_page_headers(req);
+	evhttp_add_header(h, "ETag", a->etag);
+	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+	evhttp_add_header(h, "Content-Type", a->type);
+	/* Revalidate each time: a new daemon may carry a new dashboard. */
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (inm && strcmp(inm, a->etag) == 0) {
+		evhttp_send_reply(req, 304, "Not Modified", NULL);
+		return;
+	}
+	struct evbuffer *out = evbuffer_new();
+	if (!out) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add_reference(out, a->data, a->len, NULL, NULL);
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+/* Decodes the percent-encoded id after prefix; NULL if the path is not prefix + one segment. */
+static char *
+path_id(const char *path, const char *prefix, size_t *len)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(path, prefix, n) != 0 || path[n] == '\0' || strchr(path + n, '/'))
+		return NULL;
+	return evhttp_uridecode(path + n, 0, len);
+}
+
+/* --- reset, carried out by ingest ------------------------------------------------------------------- */
+
+static void
+pending_remove(struct query *q, struct pending_reset *p)
+{
+	for (struct pending_reset **pp = &q->resets; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	event_free(p->timer);
+	free(p);
+}
+
+static void
+reset_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct pending_reset *p = arg;
+	struct query *q = p->q;
+	log_msg(LOG_ERR, "reset not confirmed by ingest within %u ms: answered 503", q->cfg->reset_timeout_ms);
+	add_page_headers(p->req);
+	http_send_error(p->req, 503, "writer_unavailable",
+	                "the writer (ingest) did not confirm the reset; nothing was cleared, try again", NULL);
+	pending_remove(q, p);
+}
+
+static void
+reset_request(struct query *q, struct evhttp_request *req)
+{
+	struct pending_reset *p = calloc(1, sizeof(*p));
+	if (!p) {
+		http_send_error(req, 503, "no_memory", "out of memory", NULL);
+		return;
+	}
+	p->id = ++q->next_reset_id;
+	p->req = req;
+	p->q = q;
+	p->timer = evtimer_new(q->base, reset_timeout_cb, p);
+	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_RESET_REQ, .id = p->id, .pid = (uint32_t)getpid(),
+	                     .deadline_ns = worker_monotonic_ns() + (uint64_t)q->cfg->reset_timeout_ms * 1000000u };
+	if (!p->timer || worker_send(WORKER_FD_PEER, &m) < 0) {
+		log_msg(LOG_ERR, "cannot reach ingest for a reset: %s", strerror(errno));
+		add_page_headers(req);
+		http_send_error(req, 503, "writer_unavailable", "the writer (ingest) cannot be reached; nothing was cleared",
+		                NULL);
+		if (p->timer)
+			event_free(p->timer);
+		free(p);
+		return;
+	}
+	p->next = q->resets;
+	q->resets = p;
+	struct timeval tv = { q->cfg->reset_timeout_ms / 1000, (q->cfg->reset_timeout_ms % 1000) * 1000 };
+	evtimer_add(p->timer, &tv);
+}
+
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct query *q = arg;
+	struct ctl_msg m;
+	int rc;
+	while ((rc = worker_recv(fd, &m)) != 0) {
+		if (rc < 0 || m.type != CTL_RESET_DONE)
+			continue;
+		struct pending_reset *p = q->resets;
+		while (p && p->id != m.id)
+			p = p->next;
+		if (!p)
+			continue; /* answered 503 already, or asked by a previous query process */
+		sync_arena(q);
+		buf_reset(&q->out);
+		buf_adds(&q->out, "{\"message\":\"All events cleared\"}");
+		send_buf(q, p->req, 200);
+		pending_remove(q, p);
+	}
+}
+
+/* --- routes --------------------------------------------------------------------------------------- */
+
+static void
+request_cb(struct evhttp_request *req, void *arg)
+{
+	struct query *q = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path)
+		path = "";
+	const struct web_asset *asset = web_asset_find(path);
+	if (asset) {
+		if (method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			serve_asset(req, asset);
+		return;
+	}
+	/* Answer from the latest committed state, even if the doorbell is still on its way. */
+	sync_arena(q);
+	buf_reset(&q->out);
+	uint64_t seq = arena_head(&q->arena, ARENA_FACTS);
+	size_t idlen;
+	char *id;
+	if (strcmp(path, "/healthz") == 0) {
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		buf_printf(&q->out, "{\"status\":\"ok\",\"role\":\"query\",\"generation\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
+		                    ",\"calls\":%zu}", q->generation, seq, q->view.ncalls);
+		send_buf(q, req, 200);
+	} else if (strcmp(path, "/api/conversations") == 0) {
+		enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+		if (cmd == EVHTTP_REQ_DELETE) {
+			reset_request(q, req);
+			return;
+		}
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD, DELETE"))
+			return;
+		api_conversations(&q->out, &q->view, &q->arena, &q->scratch);
+		send_buf(q, req, 200);
+	} else if ((id = path_id(path, "/api/conversations/", &idlen))) {
+		const struct view_call *c = view_find(&q->view, id, idlen);
+		free(id);
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		if (!c) {
+			add_page_headers(req);
+			/* The tutorial's exact body. */
+			static const char nf[] = "{\"error\":\"Not found\"}";
+			http_send(req, 404, HTTP_JSON, nf, sizeof(nf) - 1);
+			return;
+		}
+		api_conversation(&q->out, c, &q->arena, &q->scratch);
+		send_buf(q, req, 200);
+	} else if (strcmp(path, "/api/calls") == 0) {
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		api_calls(&q->out, &q->view, q->generation, seq);
+		send_buf(q, req, 200);
+	} else if ((id = path_id(path, "/api/calls/", &idlen))) {
+		const struct view_call *c = view_find(&q->view, id, idlen);
+		free(id);
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		if (!c) {
+			add_page_headers(req);
+			http_send_error(req, 404, "not_found", "call not found", NULL);
+			return;
+		}
+		api_call_detail(&q->out, c, q->generation, seq);
+		send_buf(q, req, 200);
+	} else {
+		add_page_headers(req);
+		http_send_error(req, 404, "not_found", "not found", NULL);
+	}
+}
+
+/* --- lifecycle ------------------------------------------------------------------------------------ */
+
+static void
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_HEARTBEAT, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &m);
+}
+
+static void
+term_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct query *q = arg;
+	event_base_loopexit(q->base, NULL);
+}
+
+int
+query_main(const struct config *cfg)
+{
+	static struct query q;
+	char err[256];
+	q.cfg = cfg;
+	signal(SIGPIPE, SIG_IGN);
+	if (arena_map(&q.arena, WORKER_FD_ARENA, false, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "cannot map the arena: %s", err);
+		return 1;
+	}
+	view_init(&q.view);
+	sync_arena(&q);
+
+	q.base = event_base_new();
+	q.http = q.base ? evhttp_new(q.base) : NULL;
+	if (!q.http) {
+		log_msg(LOG_ERR, "cannot create the HTTP server");
+		return 1;
+	}
+	evhttp_set_max_body_size(q.http, QUERY_MAX_BODY);
+	evhttp_set_max_headers_size(q.http, (ev_ssize_t)cfg->max_headers);
+	evhttp_set_timeout(q.http, (int)cfg->request_timeout);
+	evhttp_set_default_content_type(q.http, HTTP_JSON);
+	evhttp_set_allowed_methods(q.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_flags(q.http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_gencb(q.http, request_cb, &q);
+	if (!evhttp_accept_socket_with_handle(q.http, WORKER_FD_LISTEN)) {
+		log_msg(LOG_ERR, "cannot accept on the dashboard socket");
+		return 1;
+	}
+	q.doorbell_ev = event_new(q.base, WORKER_FD_DOORBELL, EV_READ | EV_PERSIST, doorbell_cb, &q);
+	q.poll_ev = event_new(q.base, -1, EV_PERSIST, poll_cb, &q);
+	q.ctl_ev = event_new(q.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &q);
+	q.hb_ev = event_new(q.base, -1, EV_PERSIST, heartbeat_cb, &q);
+	q.term_ev = evsignal_new(q.base, SIGTERM, term_cb, &q);
+	q.int_ev = evsignal_new(q.base, SIGINT, term_cb, &q);
+	struct timeval poll = { WORKER_SAFETY_POLL_MS / 1000, (WORKER_SAFETY_POLL_MS % 1000) * 1000 };
+	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
+	event_add(q.doorbell_ev, NULL);
+	event_add(q.poll_ev, &poll);
+	event_add(q.ctl_ev, NULL);
+	event_add(q.hb_ev, &hb);
+	event_add(q.term_ev, NULL);
+	event_add(q.int_ev, NULL);
+
+	struct ctl_msg ready = { .magic = CTL_MAGIC, .type = CTL_READY, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &ready);
+	log_msg(LOG_INFO, "serving the dashboard (%zu calls)", q.view.ncalls);
+	event_base_dispatch(q.base);
+
+	while (q.resets)
+		pending_remove(&q, q.resets);
+	evhttp_free(q.http);
+	event_free(q.doorbell_ev);
+	event_free(q.poll_ev);
+	event_free(q.ctl_ev);
+	event_free(q.hb_ev);
+	event_free(q.term_ev);
+	event_free(q.int_ev);
+	event_base_free(q.base);
+	view_clear(&q.view);
+	arena_unmap(&q.arena);
+	buf_free(&q.out);
+	buf_free(&q.scratch);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* worker: what the master hands to its two workers, and the messages they exchange.
+ *
+ * A worker is forked from the master (no exec) and finds its descriptors at fixed numbers, like
+ * systemd's LISTEN_FDS: everything else is closed right after fork, so a worker holds exactly what
+ * its role needs (query never has a writable arena descriptor). Messages travel over SOCK_SEQPACKET
+ * socketpairs created by the master, which keeps both ends open across worker restarts: a restarted
+ * worker inherits the same channel and no message boundary is ever lost. */
+#ifndef LIVEEVENTS_WORKER_H
+#define LIVEEVENTS_WORKER_H
+
+#include <stdint.h>
+
+#include "options.h"
+
+#define WORKER_FD_LISTEN 3   /* the listening socket of the worker's port */
+#define WORKER_FD_ARENA 4    /* ingest: read-write; query: read-only */
+#define WORKER_FD_DOORBELL 5 /* eventfd: ingest rings it after each commit, query waits on it */
+#define WORKER_FD_PEER 6     /* query <-> ingest control channel (reset requests) */
+#define WORKER_FD_MASTER 7   /* worker <-> master: ready and heartbeats */
+#define WORKER_FD_COUNT 8
+
+#define WORKER_HEARTBEAT_MS 1000   /* workers report this often ... */
+#define WORKER_HEARTBEAT_STALE_MS 5000 /* ... and count as unhealthy when silent this long */
+#define WORKER_SAFETY_POLL_MS 1000 /* query re-checks the arena this often even without a doorbell */
+
+#define CTL_MAGIC 0x4c56434cu /* "LVCL" */
+
+enum ctl_type {
+	CTL_READY = 1,      /* worker -> master: listening and serving */
+	CTL_HEARTBEAT = 2,  /* worker -> master */
+	CTL_RESET_REQ = 3,  /* query -> ingest: clear everything */
+	CTL_RESET_DONE = 4, /* ingest -> query: committed */
+};
+
+struct ctl_msg {
+	uint32_t magic;
+	uint32_t type;
+	uint64_t id;          /* matches a reply to its request */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: a request found after this is stale and ignored */
+	uint64_t generation;  /* RESET_DONE: the new generation */
+	int32_t status;       /* 0 = done */
+	uint32_t pid;
+};
+
+int ingest_main(const struct config *cfg);
+int query_main(const struct config *cfg);
+/* Sends one message; 0 or -1 (the channel is non-blocking). */
+int worker_send(int fd, const struct ctl_msg *m);
+/* Receives one message; 1 with *m filled, 0 when nothing is pending, -1 on a malformed message. */
+int worker_recv(int fd, struct ctl_msg *m);
+uint64_t worker_monotonic_ns(void);
+
+#endif
