@@ -580,8 +580,11 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 		scrub(&extra, x->sec, &eb->tmp);
 		event_enc_message(enc, iflags, ts, key, key_len, role, strlen(role), text.data ? text.data : "",
 		                  text.len, extra.data ? extra.data : "", extra.len);
-		strcpy(x->res->role, role);
-		copy_cut(x->res->text, EVENT_LOG_TEXT_MAX, text.data ? text.data : "", text.len);
+		/* The log shows the latest message that says something. */
+		if (text.len || !x->res->role[0]) {
+			strcpy(x->res->role, role);
+			copy_cut(x->res->text, EVENT_LOG_TEXT_MAX, text.data ? text.data : "", text.len);
+		}
 		if (text.failed || extra.failed) {
 			rc = -1;
 			break;

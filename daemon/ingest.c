@@ -167,9 +167,7 @@ log_event(struct ingest *g, const struct event_result *r)
 			break;
 		}
 		if (r->new_msgs || r->upd_msgs) {
-			if (r->type != EVENT_CONVERSATION_UPDATE)
-				buf_adds(b, ";");
-			buf_adds(b, " \xF0\x9F\x92\xAC "); /* 💬 */
+			buf_adds(b, r->type == EVENT_CONVERSATION_UPDATE ? "\xF0\x9F\x92\xAC " : "; \xF0\x9F\x92\xAC "); /* 💬 */
 			log_text(b, r->role, strlen(r->role), 20);
 			buf_adds(b, ": ");
 			log_text(b, r->text, strlen(r->text), LOG_TEXT_CHARS);

@@ -1,0 +1,535 @@
+/* check_event: unit tests of the event model: timestamps in every unit and ISO form, the normaliser
+ * (deduplication, stale replays, the three body shapes, unattributed and unknown events), secret
+ * redaction, the view's ordering and ending rules, and the record codec under truncation. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "event_record.h"
+#include "hash.h"
+#include "json.h"
+#include "view.h"
+
+#define CALL_A "CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d"
+
+static const char *
+srcdir(void)
+{
+	const char *e = getenv("top_srcdir");
+	return e && *e ? e : TOP_SRCDIR;
+}
+
+static char *
+slurp(const char *name, size_t *len)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/tests/fixtures/%s", srcdir(), name);
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *p = malloc((size_t)n + 1);
+	ck_assert_int_eq(fread(p, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	p[n] = '\0';
+	*len = (size_t)n;
+	return p;
+}
+
+/* A writer's loop in miniature: parse, build against the view, apply. */
+struct harness {
+	struct view v;
+	struct event_builder eb;
+	struct buf fact, body;
+	struct event_result res;
+	uint64_t seq;
+	uint32_t nitems; /* of the last fact */
+};
+
+static void
+h_init(struct harness *h)
+{
+	memset(h, 0, sizeof(*h));
+	view_init(&h->v);
+	event_builder_init(&h->eb);
+}
+
+static void
+h_free(struct harness *h)
+{
+	view_clear(&h->v);
+	event_builder_free(&h->eb);
+	buf_free(&h->fact);
+	buf_free(&h->body);
+}
+
+static void
+h_post_sec(struct harness *h, const char *body, size_t len, struct event_secrets *sec)
+{
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, body, len, NULL), JSON_OK);
+	ck_assert_int_eq(event_build(&h->eb, &d, body + (d.bom ? 3 : 0), &h->v, sec, &h->fact, &h->body, &h->res), 0);
+	json_free(&d);
+	struct event_fact f;
+	ck_assert_int_eq(event_fact_decode(h->fact.data, h->fact.len, &f), 0);
+	h->nitems = f.nitems;
+	ck_assert_int_eq(view_apply(&h->v, h->seq, 1000 + h->seq, h->seq, &f), 0);
+	h->seq++;
+}
+
+static void
+h_post(struct harness *h, const char *body)
+{
+	h_post_sec(h, body, strlen(body), NULL);
+}
+
+static void
+h_post_file(struct harness *h, const char *name)
+{
+	size_t len;
+	char *p = slurp(name, &len);
+	h_post_sec(h, p, len, NULL);
+	free(p);
+}
+
+/* --- timestamps --------------------------------------------------------------------------------- */
+
+START_TEST(test_time_units)
+{
+	int64_t ms;
+	ck_assert(event_time_from_number(1784041330.0, &ms));
+	ck_assert_int_eq(ms, 1784041330000LL);
+	ck_assert(event_time_from_number(1784041330005.0, &ms));
+	ck_assert_int_eq(ms, 1784041330005LL);
+	ck_assert(event_time_from_number(1735751624688.724, &ms));
+	ck_assert_int_eq(ms, 1735751624689LL);
+	ck_assert(event_time_from_number(1784041330005123.0, &ms));
+	ck_assert_int_eq(ms, 1784041330005LL);
+	ck_assert(event_time_from_number(1784041330005123456.0, &ms));
+	ck_assert_int_eq(ms, 1784041330005LL);
+	ck_assert(!event_time_from_number(0, &ms));
+	ck_assert(!event_time_from_number(-5, &ms));
+	ck_assert(!event_time_from_number(5, &ms));
+	ck_assert(!event_time_from_number(1e30, &ms));
+}
+END_TEST
+
+START_TEST(test_time_iso)
+{
+	int64_t ms;
+	ck_assert(event_time_from_iso("2026-07-14T15:02:10.000Z", 24, &ms));
+	ck_assert_int_eq(ms, 1784041330000LL);
+	ck_assert(event_time_from_iso("2026-07-14T15:02:10.5Z", 22, &ms));
+	ck_assert_int_eq(ms, 1784041330500LL);
+	ck_assert(event_time_from_iso("2026-07-14T17:02:10+02:00", 25, &ms));
+	ck_assert_int_eq(ms, 1784041330000LL);
+	ck_assert(event_time_from_iso("2026-07-14T15:02:10", 19, &ms));
+	ck_assert_int_eq(ms, 1784041330000LL);
+	ck_assert(event_time_from_iso("2026-07-14", 10, &ms));
+	ck_assert(!event_time_from_iso("2026-13-14T15:02:10Z", 20, &ms));
+	ck_assert(!event_time_from_iso("1970-01-01T00:00:00Z", 20, &ms)); /* implausible: absent */
+	ck_assert(!event_time_from_iso("yesterday", 9, &ms));
+	ck_assert(!event_time_from_iso("2026-07-14T15:02:10Zjunk", 24, &ms));
+	/* through a document: strings of digits count as numbers */
+	const char *doc = "{\"a\":\"1784041330005\",\"b\":\"2026-07-14T15:02:10.000Z\",\"c\":true}";
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, doc, strlen(doc), NULL), JSON_OK);
+	ck_assert(event_time_ms(&d, json_obj_get(&d, 0, "a"), &ms));
+	ck_assert_int_eq(ms, 1784041330005LL);
+	ck_assert(event_time_ms(&d, json_obj_get(&d, 0, "b"), &ms));
+	ck_assert(!event_time_ms(&d, json_obj_get(&d, 0, "c"), &ms));
+	ck_assert(!event_time_ms(&d, -1, &ms));
+	json_free(&d);
+}
+END_TEST
+
+/* --- the normaliser against the fixtures ------------------------------------------------------------- */
+
+START_TEST(test_call_a_lifecycle)
+{
+	static const char *const files[] = {
+		"01-callA-status-queued.json", "02-callA-status-ongoing.json", "04-callA-conversation-welcome.json",
+		"06-callA-conversation-user1.json", "09-callA-conversation-assistant1.json",
+		"11-callA-conversation-user2.json", "13-callA-hang.json", "15-callA-conversation-assistant2-delayed.json",
+		"18-callA-conversation-user3.json", "20-callA-conversation-assistant3-goodbye.json",
+		"21-callA-end-of-call-report.json", "22-callA-status-finished.json",
+	};
+	struct harness h;
+	h_init(&h);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		h_post_file(&h, files[i]);
+	struct view_call *c = view_find(&h.v, CALL_A, strlen(CALL_A));
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->nst, 3);
+	ck_assert_str_eq(c->st[0].status, "queued");
+	ck_assert_str_eq(c->st[1].status, "ongoing");
+	ck_assert_str_eq(c->st[2].status, "finished");
+	ck_assert_uint_eq(c->nmsg, 7);
+	ck_assert_str_eq(c->msg[0].key, "welcome-1");
+	ck_assert_str_eq(c->msg[3].text, "It's Morgan Lee, March 3rd, 1988.");
+	ck_assert(c->ended);
+	ck_assert_ptr_nonnull(c->report);
+	ck_assert_ptr_nonnull(strstr(c->report, "\"successEvaluation\":\"Good\""));
+	ck_assert_ptr_nonnull(strstr(c->report, "\"endedBy\":\"bot\""));
+	ck_assert_uint_eq(c->nalert, 1);
+	ck_assert_uint_eq(c->alert[0].type, EVENT_ALERT_HANG);
+	ck_assert_str_eq(c->customer, "+15550100101");
+	/* the stale replay of file 06 changes nothing */
+	size_t nraw = c->nraw;
+	h_post_file(&h, "23-callA-conversation-stale-replay.json");
+	ck_assert_uint_eq(h.nitems, 0);
+	ck_assert_uint_eq(c->nmsg, 7);
+	ck_assert_uint_eq(c->nst, 3);
+	ck_assert_uint_eq(c->nraw, nraw + 1); /* but the raw event is kept */
+	ck_assert_uint_eq(h.res.new_msgs, 0);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_redaction)
+{
+	struct harness h;
+	h_init(&h);
+	size_t len;
+	char *p = slurp("01-callA-status-queued.json", &len);
+	ck_assert_ptr_nonnull(memmem(p, len, "test-secret", 11));
+	struct event_secrets sec = { 0 };
+	h_post_sec(&h, p, len, &sec);
+	ck_assert_ptr_null(memmem(h.body.data, h.body.len, "test-secret", 11));
+	ck_assert_ptr_null(memmem(h.body.data, h.body.len, "fake-token-for-tests-only", 25));
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"secret\": \"[redacted]\"", 22));
+	/* header names stay, values go */
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"Authorization\": \"[redacted]\"", 29));
+	ck_assert_int_eq(h.res.nredact_headers, 1);
+	ck_assert_str_eq(h.res.redact_headers[0], "Authorization");
+	/* the redacted body is still one valid JSON document */
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, h.body.data, h.body.len, NULL), JSON_OK);
+	json_free(&d);
+	/* the secrets found are scrubbed wherever they are echoed later, in the body and in texts */
+	ck_assert_int_ge(sec.n, 2);
+	const char *echo = "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"X\"},\"note\":\"fake-token-for-tests-only\","
+	                   "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"my key is test-secret ok\"}]}}";
+	h_post_sec(&h, echo, strlen(echo), &sec);
+	ck_assert_ptr_null(memmem(h.body.data, h.body.len, "fake-token", 10));
+	struct view_call *c = view_find(&h.v, "X", 1);
+	ck_assert_str_eq(c->msg[0].text, "my key is [redacted] ok");
+	event_secrets_clear(&sec);
+	free(p);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_short_secret_redacted_in_place_only)
+{
+	struct harness h;
+	h_init(&h);
+	struct event_secrets sec = { 0 };
+	const char *b = "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"S\"},"
+	                "\"assistant\":{\"assistantServer\":{\"secret\":\"yes\",\"headers\":{\"X-Key\":\"k\"}}},"
+	                "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"yes\"}]}}";
+	h_post_sec(&h, b, strlen(b), &sec);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"secret\":\"[redacted]\""));
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"X-Key\":\"[redacted]\""));
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"text\":\"yes\""));
+	ck_assert_str_eq(view_find(&h.v, "S", 1)->msg[0].text, "yes");
+	ck_assert_str_eq(h.res.redact_headers[0], "X-Key");
+	/* secret-like keys anywhere, any case, any value type */
+	const char *b2 = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"S\",\"status\":\"ongoing\","
+	                 "\"metadata\":{\"API_KEY\":12345,\"Password\":[\"a\",\"b\"]}}}}";
+	h_post_sec(&h, b2, strlen(b2), &sec);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"API_KEY\":\"[redacted]\""));
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"Password\":[\"[redacted]\",\"[redacted]\"]"));
+	event_secrets_clear(&sec);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_unattributed)
+{
+	static const char *const bodies[] = {
+		"{\"event\":\"call_status\",\"call\":{\"id\":\"campaign-call\"}}",
+		"{\"message\":{\"type\":\"status-update\"}}",
+		"{\"message\":{\"type\":\"status-update\",\"call\":{}}}",
+		"{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"\"}}}",
+		"{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":null}}}",
+		"{\"message\":\"not an object\"}",
+		"{}",
+	};
+	struct harness h;
+	h_init(&h);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		h_post(&h, bodies[i]);
+		ck_assert_msg(h.res.flags & EVENT_F_UNATTRIBUTED, "body %zu", i);
+		ck_assert_uint_eq(h.nitems, 0);
+	}
+	ck_assert_uint_eq(h.v.ncalls, 0);
+	ck_assert_uint_eq(h.v.unattributed, sizeof(bodies) / sizeof(bodies[0]));
+	ck_assert_str_eq(h.res.type_name, "");
+	h_post(&h, bodies[0]);
+	ck_assert_str_eq(h.res.type_name, "call_status");
+	/* a call id too long to be one */
+	char *big = malloc(EVENT_MAX_CALL_ID + 100);
+	int n = snprintf(big, EVENT_MAX_CALL_ID + 100, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"");
+	memset(big + n, 'x', EVENT_MAX_CALL_ID + 1);
+	strcpy(big + n + EVENT_MAX_CALL_ID + 1, "\"}}}");
+	h_post(&h, big);
+	ck_assert(h.res.flags & EVENT_F_UNATTRIBUTED);
+	free(big);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_unknown_type_changes_nothing)
+{
+	struct harness h;
+	h_init(&h);
+	h_post_file(&h, "02-callA-status-ongoing.json");
+	h_post_file(&h, "80-unknown-event-type.json");
+	ck_assert(h.res.flags & EVENT_F_UNKNOWN_TYPE);
+	ck_assert_uint_eq(h.nitems, 0);
+	struct view_call *c = view_find(&h.v, CALL_A, strlen(CALL_A));
+	ck_assert_uint_eq(c->nst, 1);
+	ck_assert_uint_eq(c->nmsg, 0);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_status_order_and_terminal)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"timestamp\":1784041330000,\"call\":{\"id\":\"T\",\"status\":\"queued\"}}}");
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"timestamp\":1784041350000,\"call\":{\"id\":\"T\",\"status\":\"finished\"}}}");
+	/* a late, older "ongoing" lands where it happened and does not revive the call */
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"timestamp\":1784041340000,\"call\":{\"id\":\"T\",\"status\":\"ongoing\"}}}");
+	struct view_call *c = view_find(&h.v, "T", 1);
+	ck_assert_str_eq(c->st[0].status, "queued");
+	ck_assert_str_eq(c->st[1].status, "ongoing");
+	ck_assert_str_eq(c->st[2].status, "finished");
+	ck_assert(c->ended);
+	ck_assert_str_eq(view_call_status(c), "finished");
+	/* equal timestamps keep arrival order; a missing one goes last */
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"timestamp\":1784041350000,\"call\":{\"id\":\"T\",\"status\":\"x1\"}}}");
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"T\",\"status\":\"x2\"}}}");
+	ck_assert_str_eq(c->st[3].status, "x1");
+	ck_assert_str_eq(c->st[4].status, "x2");
+	ck_assert(c->ended);
+	/* legacy shape: status at message.status */
+	h_post(&h, "{\"message\":{\"type\":\"status-update\",\"status\":\"completed\",\"call\":{\"id\":\"L\"}}}");
+	struct view_call *l = view_find(&h.v, "L", 1);
+	ck_assert_str_eq(l->st[0].status, "completed");
+	ck_assert(l->ended);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_messages_dedup_and_update)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041330000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"one\",\"timestamp\":1784041330000},"
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"dup in same event\"},"
+	           "{\"messageId\":\"b\",\"role\":\"assistant\",\"text\":\"two\"}]}}");
+	struct view_call *c = view_find(&h.v, "M", 1);
+	ck_assert_uint_eq(c->nmsg, 2);
+	ck_assert_str_eq(c->msg[0].text, "one");
+	/* a newer event with a changed text updates it; an older one does not */
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041340000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"one, corrected\"}]}}");
+	ck_assert_str_eq(c->msg[0].text, "one, corrected");
+	ck_assert_uint_eq(h.res.upd_msgs, 1);
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041335000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"stale\"}]}}");
+	ck_assert_str_eq(c->msg[0].text, "one, corrected");
+	ck_assert_uint_eq(h.nitems, 0);
+	/* the same event twice adds nothing */
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041340000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"one, corrected\"}]}}");
+	ck_assert_uint_eq(h.nitems, 0);
+	ck_assert_uint_eq(c->nmsg, 2);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_skipped_replies)
+{
+	struct harness h;
+	h_init(&h);
+	h_post_file(&h, "12-callB-conversation-user2-interrupted.json");
+	struct view_call *c = view_find(&h.v, "CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18", 39);
+	ck_assert_uint_eq(c->nmsg, 3);
+	ck_assert_ptr_nonnull(c->msg[2].extra);
+	ck_assert_ptr_nonnull(strstr(c->msg[2].extra, "\"skipped\":[{"));
+	ck_assert_ptr_nonnull(strstr(c->msg[2].extra, "Will you be able"));
+	ck_assert_ptr_null(c->msg[0].extra);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_vapi_shape)
+{
+	struct harness h;
+	h_init(&h);
+	h_post_file(&h, "90-vapi-status-update-in-progress.json");
+	h_post_file(&h, "91-vapi-conversation-update.json");
+	h_post_file(&h, "92-vapi-speech-update.json");
+	ck_assert_uint_eq(h.nitems, 0);
+	h_post_file(&h, "93-vapi-conversation-update-tools.json");
+	h_post_file(&h, "94-vapi-status-update-ended.json");
+	const char *id = "7c0e2b9a-4d1f-4a83-b6e2-91c5d0f3a7e4";
+	struct view_call *c = view_find(&h.v, id, strlen(id));
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->st[0].status, "in-progress");
+	ck_assert_str_eq(c->st[1].status, "ended");
+	ck_assert(c->ended);
+	int convo = 0;
+	for (size_t i = 0; i < c->nmsg; i++) {
+		if (strcmp(c->msg[i].role, "user") && strcmp(c->msg[i].role, "assistant"))
+			continue;
+		convo++;
+		ck_assert_str_ne(c->msg[i].role, "bot");
+		ck_assert_ptr_nonnull(strstr(c->msg[i].key, "vapi-"));
+	}
+	ck_assert_int_eq(convo, 4); /* no duplicates across the two full-history updates */
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_legacy_shape)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"OLD\",\"messages\":["
+	           "{\"messageId\":\"m1\",\"role\":\"assistant\",\"text\":\"hi\",\"timestamp\":\"2025-03-01T10:00:00.000Z\"}]}}}");
+	struct view_call *c = view_find(&h.v, "OLD", 3);
+	ck_assert_uint_eq(c->nmsg, 1);
+	ck_assert_int_eq(c->msg[0].ts, 1740823200000LL);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_error_alert)
+{
+	struct harness h;
+	h_init(&h);
+	h_post_file(&h, "42-callD-error-llm-rate-limit.json");
+	ck_assert_str_eq(h.res.detail, "llm_error/rate_limit_exceeded");
+	struct view_call *c = view_find(&h.v, "WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c", 39);
+	ck_assert_uint_eq(c->nalert, 1);
+	ck_assert_uint_eq(c->alert[0].type, EVENT_ALERT_ERROR);
+	ck_assert_ptr_nonnull(strstr(c->alert[0].details, "\"retryable\":true"));
+	ck_assert(!c->ended);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_view_prune)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}");
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P2\"}}}");
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}");
+	view_prune(&h.v, 2); /* P2's only fact (seq 1) is gone; P1 has seq 2 */
+	ck_assert_uint_eq(h.v.ncalls, 1);
+	ck_assert_ptr_nonnull(view_find(&h.v, "P1", 2));
+	ck_assert_ptr_null(view_find(&h.v, "P2", 2));
+	h_free(&h);
+}
+END_TEST
+
+/* --- the record codec ------------------------------------------------------------------------------- */
+
+START_TEST(test_record_truncation_never_misread)
+{
+	struct buf b = BUF_INIT;
+	struct event_enc e;
+	event_enc_begin(&e, &b, EVENT_CONVERSATION_UPDATE, EVENT_F_REPAIRED, 1784041330000LL, "conversation-update", 19,
+	                "CALL", 4);
+	event_enc_status(&e, 5, "ongoing", 7);
+	event_enc_message(&e, 0, 6, "k", 1, "user", 4, "hello", 5, "{\"skipped\":[]}", 14);
+	event_enc_report(&e, "{}", 2);
+	event_enc_alert(&e, EVENT_ALERT_ERROR, 7, "{\"a\":1}", 7);
+	ck_assert(event_enc_end(&e));
+	struct event_fact f;
+	ck_assert_int_eq(event_fact_decode(b.data, b.len, &f), 0);
+	ck_assert_uint_eq(f.nitems, 4);
+	ck_assert_str_eq(f.call_id.p, "CALL");
+	size_t cur = 0;
+	struct event_item it;
+	int n = 0;
+	while (event_fact_next(&f, &cur, &it) == 1)
+		n++;
+	ck_assert_int_eq(n, 4);
+	/* every prefix decodes to an error or to fewer complete items, never to garbage */
+	for (size_t len = 0; len < b.len; len++) {
+		if (event_fact_decode(b.data, len, &f) < 0)
+			continue;
+		cur = 0;
+		int rc, k = 0;
+		while ((rc = event_fact_next(&f, &cur, &it)) == 1) {
+			ck_assert_uint_le((size_t)(it.a.p - b.data) + it.a.len, len);
+			k++;
+		}
+		ck_assert_int_lt(k, 4);
+	}
+	/* random bytes never crash the decoder */
+	unsigned seed = 7;
+	for (int round = 0; round < 20000; round++) {
+		unsigned char junk[96];
+		memcpy(junk, b.data, b.len < sizeof(junk) ? b.len : sizeof(junk));
+		for (int k = 0; k < 4; k++)
+			junk[rand_r(&seed) % sizeof(junk)] = (unsigned char)rand_r(&seed);
+		if (event_fact_decode(junk, sizeof(junk), &f) == 0) {
+			cur = 0;
+			while (event_fact_next(&f, &cur, &it) == 1)
+				;
+		}
+	}
+	buf_free(&b);
+}
+END_TEST
+
+static Suite *
+event_suite(void)
+{
+	Suite *s = suite_create("event");
+	TCase *tc = tcase_create("event");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_time_units);
+	tcase_add_test(tc, test_time_iso);
+	tcase_add_test(tc, test_call_a_lifecycle);
+	tcase_add_test(tc, test_redaction);
+	tcase_add_test(tc, test_short_secret_redacted_in_place_only);
+	tcase_add_test(tc, test_unattributed);
+	tcase_add_test(tc, test_unknown_type_changes_nothing);
+	tcase_add_test(tc, test_status_order_and_terminal);
+	tcase_add_test(tc, test_messages_dedup_and_update);
+	tcase_add_test(tc, test_skipped_replies);
+	tcase_add_test(tc, test_vapi_shape);
+	tcase_add_test(tc, test_legacy_shape);
+	tcase_add_test(tc, test_error_alert);
+	tcase_add_test(tc, test_view_prune);
+	tcase_add_test(tc, test_record_truncation_never_misread);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	hash_seed();
+	SRunner *sr = srunner_create(event_suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
