@@ -7,12 +7,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
 #include "json.h"
@@ -48,6 +51,8 @@ http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t errlen)
 	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Accepted sockets inherit it: a small reply must not wait for the peer's delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
 		int e = errno;
 		*in_use = e == EADDRINUSE;
@@ -142,4 +147,104 @@ http_peer(struct evhttp_request *req, char *out, size_t outlen)
 		http_addr_text(sa, out, outlen);
 	else
 		snprintf(out, outlen, "?");
+}
+
+/* --- libevent's own refusals ---------------------------------------------------------------------- */
+
+/* The body evhttp_send_error() queues, and how far back its header block can start. */
+#define LIBEVENT_PAGE_MARKER "<HTML><HEAD>\n<TITLE>"
+#define LIBEVENT_PAGE_HEADERS_MAX 1024
+
+static struct {
+	size_t max_body;
+	http_refusal_cb cb;
+	void *arg;
+	bool rewriting;
+} refusals;
+
+static void
+refusal_body(struct buf *b, int code)
+{
+	if (code == 413) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "the body is larger than the limit of %zu bytes", refusals.max_body);
+		buf_adds(b, "{\"error\":");
+		json_write_cstr(b, msg);
+		buf_printf(b, ",\"code\":\"too_large\",\"limit\":%zu}", refusals.max_body);
+	} else {
+		buf_adds(b, "{\"error\":\"the request could not be read: malformed, or its request line or headers "
+		            "are too large\",\"code\":\"bad_request\"}");
+	}
+}
+
+static void
+output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char marker[] = LIBEVENT_PAGE_MARKER;
+	char head[sizeof(marker) - 1];
+	struct evbuffer_ptr p;
+	if (refusals.rewriting || info->n_added < sizeof(head) ||
+	    evbuffer_ptr_set(out, &p, info->orig_size, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(out, &p, head, sizeof(head)) != (ev_ssize_t)sizeof(head) ||
+	    memcmp(head, marker, sizeof(head)) != 0)
+		return;
+	/* The page's header block is the last response start before the body. */
+	size_t from = info->orig_size > LIBEVENT_PAGE_HEADERS_MAX ? info->orig_size - LIBEVENT_PAGE_HEADERS_MAX : 0;
+	struct evbuffer_ptr s, end;
+	evbuffer_ptr_set(out, &s, from, EVBUFFER_PTR_SET);
+	evbuffer_ptr_set(out, &end, info->orig_size, EVBUFFER_PTR_SET);
+	ev_ssize_t start = -1;
+	for (;;) {
+		struct evbuffer_ptr f = evbuffer_search_range(out, "HTTP/1.", 7, &s, &end);
+		if (f.pos < 0)
+			break;
+		start = f.pos;
+		evbuffer_ptr_set(out, &s, (size_t)f.pos + 1, EVBUFFER_PTR_SET);
+	}
+	char status[13] = "";
+	if (start < 0 || evbuffer_ptr_set(out, &s, (size_t)start, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(out, &s, status, 12) != 12)
+		return;
+	int code = atoi(status + 9);
+	struct buf body = BUF_INIT;
+	refusal_body(&body, code);
+	refusals.rewriting = true;
+	struct evbuffer *keep = evbuffer_new();
+	if (keep && !body.failed) {
+		/* Earlier responses still queued on this connection stay as they are. */
+		evbuffer_remove_buffer(out, keep, (size_t)start);
+		evbuffer_drain(out, evbuffer_get_length(out));
+		evbuffer_add_buffer(out, keep);
+		evbuffer_add_printf(out,
+		                    "HTTP/1.1 %d %s\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
+		                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+		                    code, http_reason(code), body.len);
+		evbuffer_add(out, body.data, body.len);
+	}
+	if (keep)
+		evbuffer_free(keep);
+	refusals.rewriting = false;
+	buf_free(&body);
+	if (refusals.cb)
+		refusals.cb(code, bufferevent_getfd((struct bufferevent *)arg), refusals.arg);
+}
+
+static struct bufferevent *
+new_connection_bev(struct event_base *base, void *arg)
+{
+	(void)arg;
+	/* the same options evhttp uses when it makes the bufferevent itself */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	if (bev)
+		evbuffer_add_cb(bufferevent_get_output(bev), output_cb, bev);
+	return bev;
+}
+
+void
+http_json_refusals(struct evhttp *http, size_t max_body, http_refusal_cb cb, void *arg)
+{
+	refusals.max_body = max_body;
+	refusals.cb = cb;
+	refusals.arg = arg;
+	evhttp_set_bevcb(http, new_connection_bev, NULL);
 }

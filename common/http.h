@@ -31,4 +31,13 @@ const char *http_reason(int code);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 
+/* Called when libevent refused a request before any handler saw it (code 413 or 400); fd is the
+ * client's socket, for its address. */
+typedef void (*http_refusal_cb)(int code, int fd, void *arg);
+/* libevent 2.1 answers a body over the limit, an oversized header block or an unparsable request
+ * with its own HTML page, before any handler runs (evhttp_set_errorcb exists only in 2.2). This
+ * recognises those pages as they are queued on a connection and replaces them with our JSON error,
+ * and reports each one through cb so it can be logged and counted. Call once per evhttp. */
+void http_json_refusals(struct evhttp *http, size_t max_body, http_refusal_cb cb, void *arg);
+
 #endif

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -232,6 +233,25 @@ build_meta(struct ingest *g, struct evhttp_request *req, const struct event_resu
 		json_write_cstr(b, secret ? EVENT_REDACTED : h->value);
 	}
 	buf_adds(b, "}}");
+}
+
+/* libevent refused a request before our handler saw it: an event the platform will not resend is
+ * gone, so it must at least be visible. */
+static void
+refused_early(int code, int fd, void *arg)
+{
+	struct ingest *g = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char peer[64] = "?";
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	if (code == 413)
+		log_msg(LOG_WARNING, "refused a webhook from %s: 413 body larger than %zu bytes", peer, g->cfg->max_body);
+	else
+		log_msg(LOG_WARNING, "refused a request from %s: %d malformed request or headers over %zu bytes", peer, code,
+		        g->cfg->max_headers);
 }
 
 static void
@@ -466,6 +486,7 @@ ingest_main(const struct config *cfg)
 	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_flags(g.http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_gencb(g.http, request_cb, &g);
+	http_json_refusals(g.http, cfg->max_body, refused_early, &g);
 	if (!evhttp_accept_socket_with_handle(g.http, WORKER_FD_LISTEN)) {
 		log_msg(LOG_ERR, "cannot accept on the webhook socket");
 		return 1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -348,6 +349,19 @@ request_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
+static void
+refused_early(int code, int fd, void *arg)
+{
+	(void)arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char peer[64] = "?";
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+	log_msg(LOG_WARNING, "refused a request from %s: %d (body, request line or headers too large, or malformed)",
+	        peer, code);
+}
+
 /* --- lifecycle ------------------------------------------------------------------------------------ */
 
 static void
@@ -397,6 +411,7 @@ query_main(const struct config *cfg)
 	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_flags(q.http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_gencb(q.http, request_cb, &q);
+	http_json_refusals(q.http, QUERY_MAX_BODY, refused_early, NULL);
 	if (!evhttp_accept_socket_with_handle(q.http, WORKER_FD_LISTEN)) {
 		log_msg(LOG_ERR, "cannot accept on the dashboard socket");
 		return 1;
