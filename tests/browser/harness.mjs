@@ -1,0 +1,212 @@
+// Helpers for the browser test: a tiny TAP reporter, free ports, and the real daemon's lifecycle.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { readFile } from 'node:fs/promises';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* ---- TAP ------------------------------------------------------------------------------------ */
+
+export class Tap {
+  constructor() {
+    this.n = 0;
+    this.failed = 0;
+    console.log('TAP version 13');
+  }
+
+  comment(text) {
+    for (const line of String(text).split('\n')) console.log('# ' + line);
+  }
+
+  pass(name) {
+    this.n += 1;
+    console.log(`ok ${this.n} - ${name}`);
+  }
+
+  fail(name, err) {
+    this.n += 1;
+    this.failed += 1;
+    console.log(`not ok ${this.n} - ${name}`);
+    const msg = err && err.stack ? err.stack : String(err);
+    console.log('  ---');
+    console.log('  message: |');
+    for (const line of msg.split('\n').slice(0, 30)) console.log('    ' + line);
+    console.log('  ...');
+  }
+
+  /* Run one check; a thrown error (or a rejected promise) makes it "not ok". */
+  async check(name, fn, timeoutMs = 20000) {
+    let timer;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`check timed out after ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      this.pass(name);
+      return true;
+    } catch (e) {
+      this.fail(name, e);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  end() {
+    console.log(`1..${this.n}`);
+    return this.failed === 0 ? 0 : 1;
+  }
+}
+
+export function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+export function assertEqual(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}\n  expected: ${e}\n  actual:   ${a}`);
+}
+
+/* Poll probe() until pred(value) holds; on timeout, fail showing the last value seen. */
+export async function until(what, probe, pred, timeoutMs = 6000, everyMs = 100) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (pred(last)) return last;
+    if (Date.now() > end) {
+      const shown = JSON.stringify(last);
+      throw new Error(`${what}: not reached within ${timeoutMs} ms; last seen: ` +
+        (shown && shown.length > 1500 ? shown.slice(0, 1500) + '…' : shown));
+    }
+    await sleep(everyMs);
+  }
+}
+
+/* ---- ports and HTTP ------------------------------------------------------------------------- */
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function httpJson(url, options = {}) {
+  const res = await fetch(url, Object.assign({ signal: AbortSignal.timeout(5000) }, options));
+  const text = await res.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch (_) {
+    body = null;
+  }
+  return { status: res.status, text, body };
+}
+
+/* ---- the daemon ----------------------------------------------------------------------------- */
+
+export class Daemon {
+  constructor(bin, { webhookPort, dashboardPort, arena }) {
+    this.bin = bin;
+    this.webhookPort = webhookPort;
+    this.dashboardPort = dashboardPort;
+    this.arena = arena;
+    this.proc = null;
+    this.output = '';
+    this.exit = null;
+  }
+
+  get hookUrl() { return `http://127.0.0.1:${this.webhookPort}`; }
+  get dashUrl() { return `http://127.0.0.1:${this.dashboardPort}`; }
+
+  async start(timeoutMs = 10000) {
+    const args = [
+      '--webhook-listen', `127.0.0.1:${this.webhookPort}`,
+      '--dashboard-listen', `127.0.0.1:${this.dashboardPort}`,
+      '--arena', this.arena,
+    ];
+    this.exit = null;
+    this.proc = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk) => {
+      this.output += chunk.toString();
+      if (this.output.length > 20000) this.output = this.output.slice(-20000);
+    };
+    this.proc.stdout.on('data', keep);
+    this.proc.stderr.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      this.proc.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+      this.proc.on('error', (e) => {
+        this.exit = { code: null, signal: null, error: String(e) };
+        resolve(this.exit);
+      });
+    });
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exit) {
+        throw new Error(`daemon exited early (${JSON.stringify(this.exit)}); output:\n${this.tail()}`);
+      }
+      const ok = await Promise.all([this.hookUrl, this.dashUrl].map(async (base) => {
+        try {
+          const r = await fetch(base + '/healthz', { signal: AbortSignal.timeout(1000) });
+          await r.arrayBuffer();
+          return r.ok;
+        } catch (_) {
+          return false;
+        }
+      }));
+      if (ok.every(Boolean)) return;
+      if (Date.now() > end) {
+        throw new Error(`daemon did not answer /healthz on both ports within ${timeoutMs} ms; output:\n${this.tail()}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  tail(lines = 25) {
+    return this.output.split('\n').slice(-lines).join('\n');
+  }
+
+  /* SIGTERM, wait; SIGKILL if it does not go within the grace period. */
+  async stop(graceMs = 5000) {
+    if (!this.proc || this.exit) return this.exit;
+    this.proc.kill('SIGTERM');
+    const timer = sleep(graceMs).then(() => 'timeout');
+    const r = await Promise.race([this.exited, timer]);
+    if (r === 'timeout') {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+      return { ...this.exit, forced: true };
+    }
+    return this.exit;
+  }
+
+  async post(body, extraHeaders = {}) {
+    const res = await fetch(this.hookUrl + '/webhook', {
+      method: 'POST',
+      headers: Object.assign({
+        'Content-Type': 'application/json',
+        'x-interactly-secret': 'test-secret',
+      }, extraHeaders),
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
+  async postFile(path) {
+    return this.post(await readFile(path));
+  }
+}

@@ -1,0 +1,1223 @@
+/* liveevents dashboard.
+ *
+ * Two halves that only talk through plain data:
+ *   - the data layer (Api, PollingFeed) fetches JSON from the daemon and hands snapshots on;
+ *   - the controller/view keeps what is on screen in sync with those snapshots, incrementally.
+ * A Server-Sent Events feed can later replace PollingFeed: it only has to call the same handlers.
+ *
+ * Every string that comes from the API is put on the page as text (textContent, createTextNode,
+ * option.text, title): never as markup. This file never touches innerHTML.
+ */
+'use strict';
+
+(() => {
+  const POLL_MS = 1000;
+  const MAX_RETRY_MS = 4000;
+  const HIDDEN_POLL_MS = 5000;  // a background tab polls less often
+  const BOTTOM_SLACK_PX = 8;
+  const CLAMP_CHARS = 4000;     // longer messages are shown folded, with a "show all" toggle
+  const SLOW_REPLY_MS = 3000;   // an assistant reply slower than this gets a latency hint
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Data layer                                                                                 */
+  /* ------------------------------------------------------------------------------------------ */
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  const Api = {
+    async request(url, options) {
+      const res = await fetch(url, Object.assign({
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { Accept: 'application/json' },
+      }, options || {}));
+      let body = null;
+      try {
+        body = await res.json();
+      } catch (_) {
+        body = null;
+      }
+      return { ok: res.ok, status: res.status, body };
+    },
+    calls() {
+      return Api.request('api/calls');
+    },
+    call(id) {
+      return Api.request('api/calls/' + encodeURIComponent(id));
+    },
+    reset() {
+      return Api.request('api/conversations', { method: 'DELETE' });
+    },
+  };
+
+  function errorText(r) {
+    if (r && r.body && typeof r.body.error === 'string' && r.body.error) return r.body.error;
+    return 'HTTP ' + (r ? r.status : '?');
+  }
+
+  /* Polls the call summaries. handlers: onSnapshot(body) when something changed, onIdle() when
+     nothing did, onConnection(up, reason, denied) after every attempt. */
+  class PollingFeed {
+    constructor(handlers) {
+      this.handlers = handlers;
+      this.timer = 0;
+      this.busy = false;
+      this.again = false;
+      this.failures = 0;
+      this.lastKey = null;
+      this.epoch = 0;       // bumped by invalidate(): answers to older requests are dropped
+    }
+    start() {
+      this.schedule(0);
+    }
+    /* Poll as soon as possible (after a user action). */
+    now() {
+      if (this.busy) {
+        this.again = true;
+        return;
+      }
+      this.schedule(0);
+    }
+    /* Forget what was seen so the next answer is delivered even if unchanged, and drop the
+       answer of a request already under way (it may describe the state before a reset). */
+    invalidate() {
+      this.lastKey = null;
+      this.epoch += 1;
+    }
+    schedule(ms) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.tick(), ms);
+    }
+    async tick() {
+      if (this.busy) return;
+      this.busy = true;
+      let delay = document.hidden ? HIDDEN_POLL_MS : POLL_MS;
+      let body = null;
+      const epoch = this.epoch;
+      try {
+        const r = await Api.calls();
+        if (!r.ok || !r.body || !Array.isArray(r.body.calls)) {
+          throw new ApiError(r.status, errorText(r));
+        }
+        body = r.body;
+        this.failures = 0;
+      } catch (e) {
+        this.failures += 1;
+        delay = Math.min(MAX_RETRY_MS, POLL_MS * this.failures);
+        this.handlers.onConnection(false, e instanceof ApiError ? e.message : 'daemon unreachable',
+          e instanceof ApiError && (e.status === 401 || e.status === 403));
+      }
+      if (body && epoch !== this.epoch) {
+        body = null;
+        delay = 0;
+      }
+      if (body) {
+        try {
+          this.handlers.onConnection(true, '');
+          const key = String(body.generation) + ':' + String(body.seq);
+          if (key !== this.lastKey) {
+            this.lastKey = key;
+            this.handlers.onSnapshot(body);
+          } else if (this.handlers.onIdle) {
+            this.handlers.onIdle();
+          }
+        } catch (e) {
+          console.error('liveevents: cannot show the update', e);
+        }
+      }
+      this.busy = false;
+      if (this.again) {
+        this.again = false;
+        delay = 0;
+      }
+      this.schedule(delay);
+    }
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Small helpers                                                                              */
+  /* ------------------------------------------------------------------------------------------ */
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function isNum(v) {
+    return typeof v === 'number' && Number.isFinite(v);
+  }
+
+  function str(v) {
+    return typeof v === 'string' ? v : '';
+  }
+
+  function fmtTime(ms) {
+    return isNum(ms) ? new Date(ms).toLocaleTimeString() : '';
+  }
+
+  function fmtDateTime(ms) {
+    return isNum(ms) ? new Date(ms).toLocaleString() : '';
+  }
+
+  function fmtDuration(ms) {
+    if (!isNum(ms) || ms < 0) return '';
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    const s = ms / 1000;
+    if (s < 60) return (Math.round(s * 10) / 10).toLocaleString() + ' s';
+    const total = Math.round(s);
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const sec = total % 60;
+    if (h) return h + ' h ' + m + ' min';
+    return m + ' min ' + sec + ' s';
+  }
+
+  function fmtCost(v) {
+    if (!isNum(v)) return '';
+    const digits = Math.abs(v) < 1 ? 4 : 2;
+    return '$' + v.toFixed(digits);
+  }
+
+  function shortId(id) {
+    return id.length > 20 ? id.slice(0, 10) + '…' + id.slice(-6) : id;
+  }
+
+  function plural(n, one, many) {
+    return n + ' ' + (n === 1 ? one : many);
+  }
+
+  /* Vapi and Interactly use different words for the same moments: keep the raw value, label it. */
+  const STATUS_LABEL = { 'in-progress': 'ongoing', ended: 'finished' };
+  const STATUS_TONE = {
+    initiated: 'wait', queued: 'wait', scheduled: 'wait', ringing: 'wait',
+    ongoing: 'live', 'in-progress': 'live',
+    forwarded: 'fwd', forwarding: 'fwd',
+    finished: 'done', ended: 'done', completed: 'done',
+    failed: 'bad', busy: 'bad', 'no-answer': 'bad', canceled: 'bad', cancelled: 'bad',
+  };
+
+  function statusLabel(s) {
+    return Object.prototype.hasOwnProperty.call(STATUS_LABEL, s) ? STATUS_LABEL[s] : s;
+  }
+
+  function statusTone(s) {
+    return Object.prototype.hasOwnProperty.call(STATUS_TONE, s) ? STATUS_TONE[s] : 'other';
+  }
+
+  /* Which side a role goes to. Tool and system rows are notes, not bubbles. */
+  function roleKind(role) {
+    if (role === 'user' || role === 'customer') return 'user';
+    if (role === 'assistant' || role === 'bot') return 'assistant';
+    if (role === 'system' || role === 'tool' || role === 'tool_calls' || role === 'tool_call_result' ||
+        role === 'function') return 'note';
+    return 'other';
+  }
+
+  const ENDED_BY = { user: 'caller', customer: 'caller', bot: 'assistant', assistant: 'assistant', system: 'system' };
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* State                                                                                      */
+  /* ------------------------------------------------------------------------------------------ */
+
+  const state = {
+    generation: null,
+    seq: null,
+    calls: [],            // summaries, newest (highest first_seq) first
+    byId: new Map(),
+    selectedId: null,
+    follow: true,         // pick the newest call until the user picks one
+    paused: false,
+    pendingWhilePaused: 0,
+    pendingSnapshot: null, // the latest summaries that arrived while paused
+    detail: null,         // latest detail fetched for selectedId
+    connected: null,      // null until the first answer
+    connReason: '',
+    denied: false,        // the API answered 401/403 (the access token cookie is missing or stale)
+    cleared: false,       // the user just reset: say so in the empty state
+  };
+
+  /* What is on screen for the transcript, so updates can be applied incrementally. */
+  const view = {
+    callId: null,
+    generation: null,
+    lastSeq: null,
+    entries: new Map(),   // message key -> { row, skippedSig }
+    unseen: 0,
+    stick: true,          // the chat is scrolled to the bottom
+    listKey: '',
+  };
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Connection / pause indicator                                                               */
+  /* ------------------------------------------------------------------------------------------ */
+
+  function renderIndicator() {
+    const conn = $('conn');
+    const text = $('connText');
+    let mode;
+    let label;
+    if (state.connected === false && state.denied) {
+      mode = 'down';
+      label = 'Access denied · reload the page';
+    } else if (state.connected === false) {
+      mode = 'down';
+      label = state.paused ? 'Paused · reconnecting…' : 'Reconnecting…';
+    } else if (state.paused) {
+      mode = 'paused';
+      label = state.pendingWhilePaused ? 'Paused · updates waiting' : 'Paused';
+    } else if (state.connected === null) {
+      mode = 'connecting';
+      label = 'Connecting…';
+    } else {
+      mode = 'live';
+      label = 'Live';
+    }
+    conn.dataset.state = mode;
+    text.textContent = label;
+    conn.title = mode === 'down' && state.connReason ? 'Cannot reach the daemon: ' + state.connReason
+      : mode === 'paused' ? 'Updates are paused; press Resume to catch up'
+        : mode === 'live' ? 'Following the daemon live' : '';
+
+    const btn = $('pauseBtn');
+    btn.setAttribute('aria-pressed', state.paused ? 'true' : 'false');
+    btn.title = state.paused ? 'Show the current state and follow live again (P)' : 'Stop updating the page (P)';
+    $('pauseLabel').textContent = state.paused ? 'Resume' : 'Pause';
+    $('pauseIcon').textContent = state.paused ? '▶' : '❚❚';
+  }
+
+  function showBanner(message) {
+    $('bannerText').textContent = message;
+    $('banner').hidden = false;
+  }
+
+  function hideBanner() {
+    $('banner').hidden = true;
+    $('bannerText').textContent = '';
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Call list                                                                                  */
+  /* ------------------------------------------------------------------------------------------ */
+
+  const listItems = new Map();    // id -> { li, btn, parts, sig }
+  const selectOptions = new Map();  // id -> option
+
+  function callerOf(c) {
+    return typeof c.customer === 'string' && c.customer !== '' ? c.customer : 'Unknown caller';
+  }
+
+  function summarySig(c) {
+    return [c.last_seq, c.status, c.ended, c.customer, c.messages, c.alerts, c.report].join('\u0001');
+  }
+
+  function buildListItem(id) {
+    const li = el('li', 'call-item');
+    li.dataset.id = id;
+    const btn = el('button', 'call-btn');
+    btn.type = 'button';
+    btn.title = id;
+    const top = el('span', 'call-top');
+    const caller = el('span', 'call-caller');
+    caller.dir = 'auto';
+    const time = el('time', 'call-time');
+    top.append(caller, time);
+    const idLine = el('code', 'call-short', shortId(id));
+    const bottom = el('span', 'call-bottom');
+    const status = el('span', 'chip');
+    const ended = el('span', 'chip chip-ended', 'ended');
+    const msgs = el('span', 'call-msgs');
+    const alerts = el('span', 'call-alerts');
+    const report = el('span', 'call-report', 'report');
+    bottom.append(status, ended, msgs, alerts, report);
+    btn.append(top, idLine, bottom);
+    li.append(btn);
+    btn.addEventListener('click', () => selectCall(id, true));
+    return { li, btn, parts: { caller, time, status, ended, msgs, alerts, report }, sig: '' };
+  }
+
+  function updateListItem(item, c) {
+    const sig = summarySig(c);
+    if (sig === item.sig) return;
+    item.sig = sig;
+    const p = item.parts;
+    p.caller.textContent = callerOf(c);
+    p.caller.title = callerOf(c);
+    p.time.textContent = fmtTime(c.last_activity);
+    p.time.title = isNum(c.last_activity) ? 'Last activity ' + fmtDateTime(c.last_activity) : '';
+    if (typeof c.status === 'string' && c.status !== '') {
+      p.status.hidden = false;
+      p.status.textContent = statusLabel(c.status);
+      p.status.title = 'status: ' + c.status;
+      p.status.className = 'chip tone-' + statusTone(c.status);
+    } else {
+      p.status.hidden = true;
+    }
+    p.ended.hidden = !c.ended;
+    const n = isNum(c.messages) ? c.messages : 0;
+    p.msgs.textContent = plural(n, 'msg', 'msgs');
+    const a = isNum(c.alerts) ? c.alerts : 0;
+    p.alerts.hidden = a === 0;
+    p.alerts.textContent = '⚠ ' + a;
+    p.alerts.title = plural(a, 'alert', 'alerts');
+    p.report.hidden = !c.report;
+    item.li.classList.toggle('is-ended', !!c.ended);
+  }
+
+  function optionText(c) {
+    const parts = [callerOf(c), shortId(c.id)];
+    if (typeof c.status === 'string' && c.status) parts.push(statusLabel(c.status));
+    if (c.ended) parts.push('ended');
+    return parts.join(' · ');
+  }
+
+  function renderList() {
+    const list = $('callList');
+    const select = $('callSelect');
+    const seen = new Set();
+    let prev = null;
+    let prevOpt = select.options[0] || null;
+    for (const c of state.calls) {
+      seen.add(c.id);
+      let item = listItems.get(c.id);
+      if (!item) {
+        item = buildListItem(c.id);
+        listItems.set(c.id, item);
+      }
+      updateListItem(item, c);
+      const want = prev ? prev.nextSibling : list.firstChild;
+      if (want !== item.li) list.insertBefore(item.li, want);
+      prev = item.li;
+
+      let opt = selectOptions.get(c.id);
+      if (!opt) {
+        opt = document.createElement('option');
+        opt.value = c.id;
+        selectOptions.set(c.id, opt);
+      }
+      const t = optionText(c);
+      if (opt.text !== t) opt.text = t;
+      if (prevOpt.nextSibling !== opt) select.insertBefore(opt, prevOpt.nextSibling);
+      prevOpt = opt;
+    }
+    for (const [id, item] of listItems) {
+      if (!seen.has(id)) {
+        item.li.remove();
+        listItems.delete(id);
+        const opt = selectOptions.get(id);
+        if (opt) opt.remove();
+        selectOptions.delete(id);
+      }
+    }
+    for (const [id, item] of listItems) {
+      const on = id === state.selectedId;
+      item.li.classList.toggle('is-selected', on);
+      if (on) item.btn.setAttribute('aria-current', 'true');
+      else item.btn.removeAttribute('aria-current');
+    }
+    select.value = state.follow ? '' : (state.selectedId || '');
+    $('callCount').textContent = String(state.calls.length);
+    $('listEmpty').hidden = state.calls.length > 0;
+    $('listEmpty').textContent = state.cleared ? 'All calls were cleared. New calls appear here.'
+      : 'No calls yet. They appear here as soon as the first webhook arrives.';
+
+    const follow = $('followBtn');
+    follow.setAttribute('aria-pressed', state.follow ? 'true' : 'false');
+    follow.textContent = state.follow ? 'Following newest' : 'Follow newest';
+    follow.title = state.follow ? 'The newest call is shown automatically'
+      : 'Go back to showing the newest call automatically';
+
+    const live = state.calls.filter((c) => !c.ended).length;
+    document.title = live ? 'liveevents · ' + live + ' live' : 'liveevents';
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Call detail: header, pills, alerts, report                                                 */
+  /* ------------------------------------------------------------------------------------------ */
+
+  function renderHead(d) {
+    $('callHead').hidden = false;
+    const caller = typeof d.customer === 'string' && d.customer ? d.customer : 'Unknown caller';
+    $('callCaller').textContent = caller;
+    $('callCaller').title = caller;
+    $('callId').textContent = d.id;
+    $('callId').title = d.id;
+    const badge = $('callState');
+    const statuses = Array.isArray(d.statuses) ? d.statuses : [];
+    if (d.ended) {
+      badge.textContent = 'Ended';
+      badge.className = 'state-badge is-ended';
+      badge.title = 'This call has ended';
+    } else if (statuses.length) {
+      badge.textContent = 'In progress';
+      badge.className = 'state-badge is-live';
+      badge.title = 'This call is in progress';
+    } else {
+      badge.textContent = 'Active';
+      badge.className = 'state-badge is-active';
+      badge.title = 'Events arrive for this call, but no status was reported';
+    }
+
+    const reason = str(d.endedReason) || str(d.ended_reason);
+    $('callReason').hidden = !(d.ended && reason);
+    $('callReason').textContent = reason;
+    $('callReason').title = reason ? 'end reason: ' + reason : '';
+
+    const pills = $('pills');
+    clear(pills);
+    for (const s of statuses) {
+      if (!s || typeof s.status !== 'string') continue;
+      const li = el('li', 'pill tone-' + statusTone(s.status));
+      li.append(el('span', 'pill-label', statusLabel(s.status)));
+      if (isNum(s.timestamp)) {
+        const t = el('time', 'pill-time', fmtTime(s.timestamp));
+        t.dateTime = new Date(s.timestamp).toISOString();
+        li.append(t);
+      }
+      li.title = 'status: ' + s.status + (isNum(s.timestamp) ? '\n' + fmtDateTime(s.timestamp) : '');
+      pills.append(li);
+    }
+    if (!pills.firstChild) {
+      pills.append(el('li', 'pill-none', 'No status reported'));
+    }
+  }
+
+  function renderAlerts(d) {
+    const box = $('alerts');
+    clear(box);
+    const alerts = Array.isArray(d.alerts) ? d.alerts : [];
+    if (!alerts.length) {
+      box.hidden = true;
+      return false;
+    }
+    box.append(el('h3', 'panel-title', plural(alerts.length, 'Alert', 'Alerts')));
+    const messages = Array.isArray(d.messages) ? d.messages : [];
+    for (const a of alerts) {
+      if (!a || typeof a !== 'object') continue;
+      const item = el('div', 'alert');
+      const head = el('div', 'alert-head');
+      const body = el('div', 'alert-body');
+      if (a.type === 'hang') {
+        item.classList.add('alert-hang');
+        head.append(el('span', 'alert-icon', '!'), el('strong', 'alert-title', 'Assistant not responding'));
+        if (isNum(a.timestamp)) {
+          const later = messages.find((m) => m && roleKind(m.role) === 'assistant' && isNum(m.timestamp) &&
+            m.timestamp > a.timestamp);
+          if (later) {
+            item.classList.add('is-resolved');
+            body.append(el('span', 'alert-note',
+              'Replied again ' + fmtDuration(later.timestamp - a.timestamp) + ' later'));
+          }
+        }
+      } else if (a.type === 'error') {
+        item.classList.add('alert-error');
+        const e = a.error && typeof a.error === 'object' ? a.error : {};
+        const title = [str(e.type), str(e.code)].filter(Boolean).join(' · ') || 'Error';
+        head.append(el('span', 'alert-icon', '×'), el('strong', 'alert-title', title));
+        if (str(e.message)) body.append(el('p', 'alert-msg', e.message));
+        const facts = [];
+        if (str(e.provider)) facts.push('provider: ' + e.provider);
+        if (typeof e.retryable === 'boolean') facts.push(e.retryable ? 'retryable' : 'not retryable');
+        if (facts.length) body.append(el('span', 'alert-note', facts.join(' · ')));
+      } else {
+        head.append(el('span', 'alert-icon', '?'), el('strong', 'alert-title', str(a.type) || 'alert'));
+      }
+      if (isNum(a.timestamp)) {
+        const t = el('time', 'alert-time', fmtTime(a.timestamp));
+        t.title = fmtDateTime(a.timestamp);
+        head.append(t);
+      }
+      item.append(head);
+      if (body.firstChild) item.append(body);
+      box.append(item);
+    }
+    box.hidden = false;
+    return true;
+  }
+
+  const REPORT_SHOWN = new Set(['summary', 'successEvaluation', 'outcome', 'durationMs', 'durationSeconds',
+    'cost', 'endedBy', 'endReason', 'endedReason', 'startedAt', 'endedAt', 'structuredData', 'recording']);
+
+  function evalTone(v) {
+    const s = v.trim().toLowerCase();
+    if (s === 'excellent' || s === 'good' || s === 'true' || s === 'pass' || s === 'success') return 'good';
+    if (s === 'fair' || s === 'average') return 'fair';
+    if (s === 'poor' || s === 'bad' || s === 'false' || s === 'fail' || s === 'failure') return 'bad';
+    return 'other';
+  }
+
+  function humanKey(k) {
+    return k.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').toLowerCase();
+  }
+
+  function scalarText(v) {
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (v === null || v === undefined) return '';
+    try {
+      return JSON.stringify(v);
+    } catch (_) {
+      return '';
+    }
+  }
+
+  /* An ISO date from the report, as a local time (the raw value goes in the tooltip). */
+  function isoTime(v) {
+    if (typeof v !== 'string' || !v) return '';
+    const ms = Date.parse(v);
+    return Number.isFinite(ms) ? fmtTime(ms) : v;
+  }
+
+  function renderReport(d) {
+    const box = $('report');
+    clear(box);
+    const r = d.report;
+    if (!r || typeof r !== 'object') {
+      box.hidden = true;
+      return false;
+    }
+    const head = el('div', 'report-head');
+    head.append(el('h3', 'panel-title', 'End-of-call report'));
+    if (str(r.successEvaluation)) {
+      const chip = el('span', 'eval tone-' + evalTone(r.successEvaluation), r.successEvaluation);
+      chip.title = 'success evaluation';
+      head.append(chip);
+    }
+    box.append(head);
+    if (str(r.summary)) {
+      const p = el('p', 'report-summary', r.summary);
+      p.dir = 'auto';
+      box.append(p);
+    }
+
+    const dl = el('dl', 'facts');
+    const fact = (label, value, title, wide) => {
+      if (value === '' || value === null || value === undefined) return;
+      const wrap = el('div', wide || String(value).length > 22 ? 'fact wide' : 'fact');
+      const dt = el('dt', '', label);
+      const dd = el('dd', '', value);
+      dd.dir = 'auto';
+      if (title) dd.title = title;
+      wrap.append(dt, dd);
+      dl.append(wrap);
+    };
+    fact('Outcome', str(r.outcome));
+    if (isNum(r.durationMs)) fact('Duration', fmtDuration(r.durationMs), r.durationMs + ' ms');
+    else if (isNum(r.durationSeconds)) fact('Duration', fmtDuration(r.durationSeconds * 1000), r.durationSeconds + ' s');
+    fact('Cost', fmtCost(r.cost), isNum(r.cost) ? String(r.cost) + ' USD' : '');
+    if (str(r.endedBy)) {
+      const label = Object.prototype.hasOwnProperty.call(ENDED_BY, r.endedBy) ? ENDED_BY[r.endedBy] : r.endedBy;
+      fact('Ended by', label, 'endedBy: ' + r.endedBy);
+    }
+    const reason = str(r.endReason) || str(r.endedReason);
+    fact('End reason', reason);
+    if (str(r.startedAt) || str(r.endedAt)) {
+      const span = [isoTime(r.startedAt), isoTime(r.endedAt)].filter(Boolean).join(' – ');
+      fact(str(r.startedAt) && str(r.endedAt) ? 'Call time' : (str(r.startedAt) ? 'Started' : 'Ended'), span,
+        [str(r.startedAt), str(r.endedAt)].filter(Boolean).join(' – '), true);
+    }
+    if (r.recording && typeof r.recording === 'object') {
+      const rec = r.recording;
+      const where = str(rec.url) || [str(rec.s3Bucket), str(rec.path)].filter(Boolean).join('/');
+      if (where) {
+        fact('Recording', where, where, true);
+        dl.lastChild.classList.add('mono');
+      }
+    } else if (str(r.recording)) {
+      fact('Recording', r.recording, r.recording, true);
+      dl.lastChild.classList.add('mono');
+    }
+    for (const k of Object.keys(r)) {
+      if (REPORT_SHOWN.has(k)) continue;
+      const v = r[k];
+      if (v === null || v === undefined || v === '') continue;
+      if (typeof v === 'object' && !Array.isArray(v)) {
+        for (const [sk, sv] of Object.entries(v)) {
+          const t = scalarText(sv);
+          if (t) fact(humanKey(k) + ' · ' + sk, t);
+        }
+      } else {
+        fact(humanKey(k), scalarText(v));
+      }
+    }
+    if (dl.firstChild) box.append(dl);
+
+    const data = r.structuredData;
+    if (data && typeof data === 'object' && !Array.isArray(data) && Object.keys(data).length) {
+      box.append(el('h4', 'report-sub', 'Structured data'));
+      const sd = el('dl', 'kv');
+      for (const [k, v] of Object.entries(data)) {
+        const row = el('div', 'kv-row');
+        const dt = el('dt', '', k);
+        dt.dir = 'auto';
+        const t = scalarText(v);
+        const dd = el('dd', t ? '' : 'kv-empty', t || '—');
+        dd.dir = 'auto';
+        row.append(dt, dd);
+        sd.append(row);
+      }
+      box.append(sd);
+    }
+    box.hidden = false;
+    return true;
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Transcript                                                                                 */
+  /* ------------------------------------------------------------------------------------------ */
+
+  function skippedSig(m) {
+    return Array.isArray(m.skipped) ? m.skipped.map((s) => (s && typeof s.text === 'string' ? s.text : '')).join('\u0001') : '';
+  }
+
+  function buildSkipped(m) {
+    const box = el('div', 'skipped');
+    for (const s of m.skipped) {
+      const text = s && typeof s.text === 'string' ? s.text : '';
+      const note = el('div', 'interrupted');
+      note.title = 'The assistant started this reply, but the caller interrupted it';
+      note.append(el('span', 'interrupted-tag', 'interrupted reply'));
+      if (text) {
+        const t = el('span', 'interrupted-text', text);
+        t.dir = 'auto';
+        note.append(t);
+      }
+      box.append(note);
+    }
+    return box;
+  }
+
+  /* Build the row for one message; returns null when nothing is to be shown. */
+  function buildRow(m, prev) {
+    const role = typeof m.role === 'string' ? m.role : '';
+    const text = typeof m.text === 'string' ? m.text : '';
+    const hasSkipped = Array.isArray(m.skipped) && m.skipped.length > 0;
+    if (!text && !hasSkipped) return null;
+    const kind = roleKind(role);
+    const row = el('div', 'row from-' + kind);
+
+    if (kind === 'note') {
+      if (!text) return null;
+      const det = el('details', 'note');
+      const sum = el('summary', 'note-sum');
+      sum.append(el('span', 'note-role', role === 'system' ? 'system prompt' : role));
+      if (isNum(m.timestamp)) sum.append(el('time', 'note-time', fmtTime(m.timestamp)));
+      const body = el('div', 'note-text', text);
+      body.dir = 'auto';
+      det.append(sum, body);
+      row.append(det);
+      return row;
+    }
+
+    if (text) {
+      const bubble = el('div', 'bubble');
+      bubble.dataset.role = role;
+      bubble.dir = 'auto';
+      const meta = el('div', 'meta');
+      meta.dir = 'ltr';
+      meta.append(el('span', 'role', role || 'unknown'));
+      if (isNum(m.timestamp)) {
+        const t = el('time', 'time', fmtTime(m.timestamp));
+        t.title = fmtDateTime(m.timestamp);
+        t.dateTime = new Date(m.timestamp).toISOString();
+        meta.append(t);
+      }
+      if (kind === 'assistant' && prev && roleKind(prev.role) === 'user' &&
+          isNum(prev.timestamp) && isNum(m.timestamp) && m.timestamp - prev.timestamp >= SLOW_REPLY_MS) {
+        const gap = m.timestamp - prev.timestamp;
+        const slow = el('span', 'slow', '+' + fmtDuration(gap));
+        slow.title = 'Reply came ' + fmtDuration(gap) + ' after the caller\u2019s message';
+        meta.append(slow);
+      }
+      const body = el('div', 'text', text);
+      body.dir = 'auto';
+      bubble.append(meta, body);
+      if (text.length > CLAMP_CHARS) {
+        bubble.classList.add('is-clamped');
+        const more = el('button', 'more', 'Show all ' + text.length.toLocaleString() + ' characters');
+        more.type = 'button';
+        more.addEventListener('click', () => {
+          const open = bubble.classList.toggle('is-clamped');
+          more.textContent = open ? 'Show all ' + text.length.toLocaleString() + ' characters' : 'Fold';
+        });
+        bubble.append(more);
+      }
+      row.append(bubble);
+    }
+    if (hasSkipped) row.append(buildSkipped(m));
+    return row;
+  }
+
+  function atBottom(chat) {
+    return chat.scrollHeight - chat.scrollTop - chat.clientHeight <= BOTTOM_SLACK_PX;
+  }
+
+  function scrollToBottom(smooth) {
+    const chat = $('chat');
+    if (smooth && typeof chat.scrollTo === 'function') {
+      chat.scrollTo({ top: chat.scrollHeight, behavior: 'smooth' });
+    } else {
+      chat.scrollTop = chat.scrollHeight;
+    }
+    view.stick = true;
+    view.unseen = 0;
+    renderJump();
+  }
+
+  function renderJump() {
+    const btn = $('jumpBtn');
+    btn.hidden = view.unseen === 0;
+    btn.textContent = view.unseen === 1 ? '1 new message ↓' : view.unseen + ' new messages ↓';
+  }
+
+  function resetTranscript() {
+    clear($('msgs'));
+    view.entries = new Map();
+    view.callId = null;
+    view.generation = null;
+    view.lastSeq = null;
+    view.unseen = 0;
+    renderJump();
+  }
+
+  /* Apply the messages of a detail to the transcript; returns how many rows were added. */
+  function applyMessages(d) {
+    const box = $('msgs');
+    const messages = Array.isArray(d.messages) ? d.messages : [];
+    const used = new Set();
+    let anchor = null;   // last row on screen so far, in message order
+    let added = 0;
+    let prev = null;
+    for (let i = 0; i < messages.length; i += 1) {
+      const m = messages[i];
+      if (!m || typeof m !== 'object') continue;
+      let key = typeof m.messageId === 'string' && m.messageId !== '' ? 'id:' + m.messageId : '#' + i;
+      if (used.has(key)) key += '#' + i;
+      used.add(key);
+      let entry = view.entries.get(key);
+      if (!entry) {
+        const row = buildRow(m, prev);
+        entry = { row, skippedSig: skippedSig(m) };
+        view.entries.set(key, entry);
+        if (row) {
+          box.insertBefore(row, anchor ? anchor.nextSibling : box.firstChild);
+          if (row.querySelector('.bubble')) added += 1;
+        }
+      } else if (entry.row && skippedSig(m) !== entry.skippedSig) {
+        entry.skippedSig = skippedSig(m);
+        const old = entry.row.querySelector('.skipped');
+        if (old) old.remove();
+        if (entry.skippedSig) entry.row.append(buildSkipped(m));
+      }
+      if (entry.row) anchor = entry.row;
+      prev = m;
+    }
+    return added;
+  }
+
+  function renderEmpty(title, sub) {
+    $('chatEmptyTitle').textContent = title;
+    $('chatEmptySub').textContent = sub;
+    $('chatEmpty').hidden = false;
+  }
+
+  function renderDetail() {
+    const d = state.detail && state.detail.id === state.selectedId ? state.detail : null;
+    const chat = $('chat');
+    if (!d) {
+      if (view.callId !== null || !state.selectedId) resetTranscript();
+      $('callHead').hidden = true;
+      $('insights').hidden = true;
+      if (state.selectedId) {
+        renderEmpty('Loading…', '');
+      } else if (state.cleared) {
+        renderEmpty('All calls were cleared', 'New calls appear here as soon as their first webhook arrives.');
+      } else {
+        renderEmpty('Waiting for calls', 'Start a call: its status, transcript and report appear here live.');
+      }
+      return;
+    }
+    if (d.id === view.callId && d.generation === view.generation && d.last_seq === view.lastSeq) return;
+
+    const switched = d.id !== view.callId || d.generation !== view.generation;
+    const wasAtBottom = switched || atBottom(chat);
+    if (switched) resetTranscript();
+
+    renderHead(d);
+    const hasAlerts = renderAlerts(d);
+    const hasReport = renderReport(d);
+    $('insights').hidden = !(hasAlerts || hasReport);
+
+    const added = applyMessages(d);
+    view.callId = d.id;
+    view.generation = d.generation;
+    view.lastSeq = d.last_seq;
+
+    if ($('msgs').querySelector('.bubble, .note, .skipped')) {
+      $('chatEmpty').hidden = true;
+    } else {
+      renderEmpty('No messages yet', 'The transcript appears here as the call goes on.');
+    }
+
+    if (wasAtBottom) {
+      scrollToBottom(false);
+    } else if (added > 0) {
+      view.unseen += added;
+      renderJump();
+    }
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Controller                                                                                 */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /* Newest = highest first_seq (the order calls appeared in), whatever their later activity. */
+  function newness(c) {
+    if (isNum(c.first_seq)) return c.first_seq;
+    return isNum(c.first_activity) ? c.first_activity : 0;
+  }
+
+  function newestId() {
+    return state.calls.length ? state.calls[0].id : null;
+  }
+
+  let detailToken = 0;
+  let detailInflight = null;   // { id, token, again, render }
+
+  /* Fetch the selected call's detail if what we hold is older than its summary. */
+  function ensureDetail(forceRender) {
+    const id = state.selectedId;
+    if (!id) {
+      state.detail = null;
+      if (!state.paused || forceRender) renderDetail();
+      return;
+    }
+    const summary = state.byId.get(id);
+    const have = state.detail && state.detail.id === id && state.detail.generation === state.generation
+      ? state.detail : null;
+    if (have && (!summary || !isNum(summary.last_seq) || have.last_seq >= summary.last_seq)) {
+      if (!state.paused || forceRender) renderDetail();
+      return;
+    }
+    if (!have && (!state.paused || forceRender)) renderDetail();   // shows "Loading…" for a new pick
+    if (detailInflight && detailInflight.id === id) {
+      detailInflight.again = true;
+      detailInflight.render = detailInflight.render || forceRender;
+      return;
+    }
+    const token = ++detailToken;
+    const req = { id, token, again: false, render: !!forceRender };
+    detailInflight = req;
+    Api.call(id).then((r) => {
+      if (token !== detailToken) return;
+      detailInflight = null;
+      if (r.status === 404) {
+        forget(id);
+        return;
+      }
+      if (!r.ok || !r.body || r.body.id !== id) return;   // the next poll retries
+      const body = r.body;
+      if (typeof body.generation !== 'string') body.generation = state.generation;
+      if (state.generation !== null && body.generation !== state.generation) {
+        feed.invalidate();
+        feed.now();
+        return;
+      }
+      if (!isNum(body.last_seq)) {
+        // Older daemons: fall back on the global sequence, or on the summary we were told about.
+        body.last_seq = isNum(body.seq) ? body.seq : (summary && isNum(summary.last_seq) ? summary.last_seq : Date.now());
+      }
+      state.detail = body;
+      if (!state.paused || req.render) renderDetail();
+      if (req.again) ensureDetail(req.render);
+    }, () => {
+      if (token === detailToken) detailInflight = null;
+    });
+  }
+
+  /* The selected call is gone (evicted or reset): fall back to following the newest. */
+  function forget(id) {
+    if (state.selectedId !== id) return;
+    state.follow = true;
+    state.detail = null;
+    state.selectedId = newestId() === id ? null : newestId();
+    setHash(null);
+    feed.invalidate();
+    feed.now();
+    if (!state.paused) {
+      renderList();
+      ensureDetail(false);
+    }
+  }
+
+  function selectCall(id, explicit) {
+    if (explicit) {
+      state.follow = false;
+      setHash(id);
+    }
+    if (state.selectedId !== id) {
+      state.selectedId = id;
+      detailToken += 1;        // drop answers for the previous pick
+      detailInflight = null;
+    }
+    renderList();
+    ensureDetail(true);
+  }
+
+  function follow() {
+    state.follow = true;
+    setHash(null);
+    const id = newestId();
+    if (id !== state.selectedId) {
+      state.selectedId = id;
+      detailToken += 1;
+      detailInflight = null;
+    }
+    renderList();
+    ensureDetail(true);
+  }
+
+  function applySnapshot(body) {
+    const gen = typeof body.generation === 'string' ? body.generation : String(body.generation);
+    if (state.generation !== null && gen !== state.generation) {
+      // The store was reset (here or elsewhere) or re-initialised: start over.
+      state.detail = null;
+      state.cleared = true;
+      if (!state.follow && state.selectedId) {
+        state.follow = true;
+        setHash(null);
+      }
+    }
+    state.generation = gen;
+    state.seq = body.seq;
+    const calls = body.calls.filter((c) => c && typeof c.id === 'string');
+    calls.sort((a, b) => newness(b) - newness(a));
+    state.calls = calls;
+    state.byId = new Map(calls.map((c) => [c.id, c]));
+    if (calls.length) state.cleared = false;
+
+    if (state.follow) {
+      const id = newestId();
+      if (id !== state.selectedId) {
+        state.selectedId = id;
+        detailToken += 1;
+        detailInflight = null;
+      }
+    } else if (state.selectedId && !state.byId.has(state.selectedId)) {
+      state.follow = true;
+      state.selectedId = newestId();
+      setHash(null);
+    }
+  }
+
+  function onSnapshot(body) {
+    if (state.paused) {
+      state.pendingSnapshot = body;
+      state.pendingWhilePaused += 1;
+      renderIndicator();
+      return;
+    }
+    applySnapshot(body);
+    renderList();
+    ensureDetail(false);
+  }
+
+  function onConnection(up, reason, denied) {
+    const before = state.connected;
+    state.connected = up;
+    state.connReason = reason || '';
+    state.denied = !up && !!denied;
+    if (before !== up || !up) renderIndicator();
+  }
+
+  function setPaused(paused) {
+    if (paused === state.paused) return;
+    state.paused = paused;
+    if (!paused) {
+      const pending = state.pendingSnapshot;
+      state.pendingSnapshot = null;
+      state.pendingWhilePaused = 0;
+      if (pending) applySnapshot(pending);
+      renderList();
+      ensureDetail(true);
+      feed.now();
+    }
+    renderIndicator();
+  }
+
+  async function onReset() {
+    if (!window.confirm('Delete every stored call, transcript and report?\n\nThis cannot be undone.')) return;
+    const btn = $('resetBtn');
+    btn.disabled = true;
+    try {
+      const r = await Api.reset();
+      if (!r.ok) {
+        showBanner('Reset failed: ' + errorText(r));
+        return;
+      }
+      hideBanner();
+      state.calls = [];
+      state.byId = new Map();
+      state.selectedId = null;
+      state.follow = true;
+      state.detail = null;
+      state.pendingSnapshot = null;
+      state.pendingWhilePaused = 0;
+      state.cleared = true;
+      detailToken += 1;
+      detailInflight = null;
+      setHash(null);
+      resetTranscript();
+      renderList();
+      renderDetail();
+      renderIndicator();
+      feed.invalidate();
+      feed.now();
+    } catch (_) {
+      showBanner('Reset failed: the daemon cannot be reached.');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  /* #call=<id> in the address keeps an explicit pick across reloads and makes it shareable. */
+  function setHash(id) {
+    const url = id ? '#call=' + encodeURIComponent(id) : location.pathname + location.search;
+    try {
+      history.replaceState(null, '', url);
+    } catch (_) {
+      /* ignore: some embedders forbid it */
+    }
+  }
+
+  function hashCall() {
+    const m = /^#call=(.+)$/.exec(location.hash);
+    if (!m) return null;
+    try {
+      return decodeURIComponent(m[1]);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function moveSelection(delta) {
+    if (!state.calls.length) return;
+    let i = state.calls.findIndex((c) => c.id === state.selectedId);
+    i = Math.max(0, Math.min(state.calls.length - 1, (i < 0 ? 0 : i + delta)));
+    const id = state.calls[i].id;
+    selectCall(id, true);
+    const item = listItems.get(id);
+    if (item) {
+      item.btn.focus();
+      item.btn.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  async function copyId() {
+    const id = $('callId').textContent;
+    const btn = $('copyId');
+    try {
+      await navigator.clipboard.writeText(id);
+      btn.textContent = 'Copied';
+    } catch (_) {
+      const range = document.createRange();
+      range.selectNodeContents($('callId'));
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      btn.textContent = 'Selected';
+    }
+    setTimeout(() => { btn.textContent = 'Copy id'; }, 1500);
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Wiring                                                                                     */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /* Nothing changed: still make sure a detail that failed to load earlier gets fetched. */
+  function onIdle() {
+    if (!state.paused && !detailInflight) ensureDetail(false);
+  }
+
+  const feed = new PollingFeed({ onSnapshot, onIdle, onConnection });
+
+  function init() {
+    $('pauseBtn').addEventListener('click', () => setPaused(!state.paused));
+    $('resetBtn').addEventListener('click', onReset);
+    $('followBtn').addEventListener('click', follow);
+    $('bannerClose').addEventListener('click', hideBanner);
+    $('jumpBtn').addEventListener('click', () => scrollToBottom(true));
+    $('copyId').addEventListener('click', copyId);
+    $('callSelect').addEventListener('change', (ev) => {
+      const v = ev.target.value;
+      if (v) selectCall(v, true);
+      else follow();
+    });
+    const auto = document.createElement('option');
+    auto.value = '';
+    auto.text = 'Newest call (automatic)';
+    $('callSelect').append(auto);
+
+    const chat = $('chat');
+    chat.addEventListener('scroll', () => {
+      view.stick = atBottom(chat);
+      if (view.stick && view.unseen) {
+        view.unseen = 0;
+        renderJump();
+      }
+    }, { passive: true });
+    if (typeof ResizeObserver === 'function') {
+      new ResizeObserver(() => {
+        if (view.stick) chat.scrollTop = chat.scrollHeight;
+      }).observe(chat);
+    }
+
+    $('callList').addEventListener('keydown', (ev) => {
+      if (ev.key === 'ArrowDown' || ev.key === 'j') {
+        ev.preventDefault();
+        moveSelection(1);
+      } else if (ev.key === 'ArrowUp' || ev.key === 'k') {
+        ev.preventDefault();
+        moveSelection(-1);
+      }
+    });
+    document.addEventListener('keydown', (ev) => {
+      if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      const t = ev.target;
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA' || t.isContentEditable)) return;
+      if (ev.key === 'p' || ev.key === 'P') {
+        ev.preventDefault();
+        setPaused(!state.paused);
+      }
+    });
+
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) feed.now();
+    });
+
+    const wanted = hashCall();
+    if (wanted) {
+      state.follow = false;
+      state.selectedId = wanted;
+    }
+    renderIndicator();
+    renderList();
+    renderDetail();
+    feed.start();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
