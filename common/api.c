@@ -42,18 +42,28 @@ api_raw_body(struct buf *b, const struct arena *a, uint64_t seq, struct buf *scr
 	return true;
 }
 
-void
-api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch)
+/* The tutorial's shapes (tutorial = true: a missing timestamp is 0, as it stored them) or ours
+ * (null, plus sequence numbers and the message's extra members). */
+static void
+put_statuses(struct buf *b, const struct view_call *c, bool tutorial)
 {
-	buf_adds(b, "{\"statuses\":[");
+	buf_adds(b, "\"statuses\":[");
 	for (size_t i = 0; i < c->nst; i++) {
 		buf_adds(b, i ? ",{\"status\":" : "{\"status\":");
 		json_write_cstr(b, c->st[i].status);
 		buf_adds(b, ",\"timestamp\":");
-		put_ts(b, c->st[i].ts, true);
+		put_ts(b, c->st[i].ts, tutorial);
+		if (!tutorial)
+			buf_printf(b, ",\"seq\":%" PRIu64, c->st[i].seq);
 		buf_addc(b, '}');
 	}
-	buf_adds(b, "],\"messages\":[");
+	buf_addc(b, ']');
+}
+
+static void
+put_messages(struct buf *b, const struct view_call *c, bool tutorial)
+{
+	buf_adds(b, "\"messages\":[");
 	for (size_t i = 0; i < c->nmsg; i++) {
 		const struct view_msg *m = &c->msg[i];
 		buf_adds(b, i ? ",{\"messageId\":" : "{\"messageId\":");
@@ -63,10 +73,28 @@ api_conversation(struct buf *b, const struct view_call *c, const struct arena *a
 		buf_adds(b, ",\"text\":");
 		json_write_str(b, m->text, m->text_len);
 		buf_adds(b, ",\"timestamp\":");
-		put_ts(b, m->ts, true);
+		put_ts(b, m->ts, tutorial);
+		if (!tutorial) {
+			buf_printf(b, ",\"seq\":%" PRIu64 ",\"updated_seq\":%" PRIu64, m->seq, m->upd_seq);
+			/* extra is a JSON object written by ingest; its members join the message's. */
+			if (m->extra && m->extra_len > 2 && m->extra[0] == '{' && m->extra[m->extra_len - 1] == '}') {
+				buf_addc(b, ',');
+				buf_add(b, m->extra + 1, m->extra_len - 2);
+			}
+		}
 		buf_addc(b, '}');
 	}
-	buf_adds(b, "],\"events\":[");
+	buf_addc(b, ']');
+}
+
+void
+api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch)
+{
+	buf_addc(b, '{');
+	put_statuses(b, c, true);
+	buf_addc(b, ',');
+	put_messages(b, c, true);
+	buf_adds(b, ",\"events\":[");
 	bool first = true;
 	for (size_t i = 0; i < c->nraw; i++) {
 		size_t mark = b->len;
@@ -153,34 +181,11 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	json_write_cstr(b, view_call_status(c));
 	buf_adds(b, ",\"customer\":");
 	json_write_cstr(b, c->customer);
-	buf_adds(b, ",\"statuses\":[");
-	for (size_t i = 0; i < c->nst; i++) {
-		buf_adds(b, i ? ",{\"status\":" : "{\"status\":");
-		json_write_cstr(b, c->st[i].status);
-		buf_adds(b, ",\"timestamp\":");
-		put_ts(b, c->st[i].ts, false);
-		buf_printf(b, ",\"seq\":%" PRIu64 "}", c->st[i].seq);
-	}
-	buf_adds(b, "],\"messages\":[");
-	for (size_t i = 0; i < c->nmsg; i++) {
-		const struct view_msg *m = &c->msg[i];
-		buf_adds(b, i ? ",{\"messageId\":" : "{\"messageId\":");
-		json_write_str(b, m->key, m->key_len);
-		buf_adds(b, ",\"role\":");
-		json_write_cstr(b, m->role);
-		buf_adds(b, ",\"text\":");
-		json_write_str(b, m->text, m->text_len);
-		buf_adds(b, ",\"timestamp\":");
-		put_ts(b, m->ts, false);
-		buf_printf(b, ",\"seq\":%" PRIu64 ",\"updated_seq\":%" PRIu64, m->seq, m->upd_seq);
-		/* extra is a JSON object written by ingest; its members join the message's. */
-		if (m->extra && m->extra_len > 2 && m->extra[0] == '{' && m->extra[m->extra_len - 1] == '}') {
-			buf_addc(b, ',');
-			buf_add(b, m->extra + 1, m->extra_len - 2);
-		}
-		buf_addc(b, '}');
-	}
-	buf_adds(b, "],\"report\":");
+	buf_addc(b, ',');
+	put_statuses(b, c, false);
+	buf_addc(b, ',');
+	put_messages(b, c, false);
+	buf_adds(b, ",\"report\":");
 	if (c->report)
 		buf_adds(b, c->report);
 	else

@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "json.h"
+#include "log.h"
 
 void
 http_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
@@ -155,8 +156,10 @@ http_peer(struct evhttp_request *req, char *out, size_t outlen)
 #define LIBEVENT_PAGE_MARKER "<HTML><HEAD>\n<TITLE>"
 #define LIBEVENT_PAGE_HEADERS_MAX 1024
 
+/* One server per worker process, so the refusal settings are process-wide. */
 static struct {
-	size_t max_body;
+	size_t max_body, max_headers;
+	const char *what;
 	http_refusal_cb cb;
 	void *arg;
 	bool rewriting;
@@ -225,8 +228,21 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 		evbuffer_free(keep);
 	refusals.rewriting = false;
 	buf_free(&body);
+	/* An event the platform never resends is gone: it must at least be visible. */
+	char peer[64] = "?";
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd = bufferevent_getfd((struct bufferevent *)arg);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+	if (code == 413)
+		log_msg(LOG_WARNING, "refused a %s from %s: 413 body larger than %zu bytes", refusals.what, peer,
+		        refusals.max_body);
+	else
+		log_msg(LOG_WARNING, "refused a %s from %s: %d malformed request, or request line or headers over %zu bytes",
+		        refusals.what, peer, code, refusals.max_headers);
 	if (refusals.cb)
-		refusals.cb(code, bufferevent_getfd((struct bufferevent *)arg), refusals.arg);
+		refusals.cb(code, refusals.arg);
 }
 
 static struct bufferevent *
@@ -240,11 +256,31 @@ new_connection_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
-void
-http_json_refusals(struct evhttp *http, size_t max_body, http_refusal_cb cb, void *arg)
+struct evhttp *
+http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t max_headers, unsigned timeout,
+                void (*handler)(struct evhttp_request *, void *), void *arg, const char *what,
+                http_refusal_cb refused, void *refused_arg)
 {
+	struct evhttp *http = evhttp_new(base);
+	if (!http)
+		return NULL;
+	evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
+	evhttp_set_max_headers_size(http, (ev_ssize_t)max_headers);
+	evhttp_set_timeout(http, (int)timeout);
+	evhttp_set_default_content_type(http, HTTP_JSON);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_gencb(http, handler, arg);
 	refusals.max_body = max_body;
-	refusals.cb = cb;
-	refusals.arg = arg;
+	refusals.max_headers = max_headers;
+	refusals.what = what;
+	refusals.cb = refused;
+	refusals.arg = refused_arg;
 	evhttp_set_bevcb(http, new_connection_bev, NULL);
+	if (!evhttp_accept_socket_with_handle(http, listen_fd)) {
+		evhttp_free(http);
+		return NULL;
+	}
+	return http;
 }

@@ -31,13 +31,16 @@ const char *http_reason(int code);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 
-/* Called when libevent refused a request before any handler saw it (code 413 or 400); fd is the
- * client's socket, for its address. */
-typedef void (*http_refusal_cb)(int code, int fd, void *arg);
-/* libevent 2.1 answers a body over the limit, an oversized header block or an unparsable request
- * with its own HTML page, before any handler runs (evhttp_set_errorcb exists only in 2.2). This
- * recognises those pages as they are queued on a connection and replaces them with our JSON error,
- * and reports each one through cb so it can be logged and counted. Call once per evhttp. */
-void http_json_refusals(struct evhttp *http, size_t max_body, http_refusal_cb cb, void *arg);
+/* Called when libevent refused a request before any handler saw it (code 413 or 400). */
+typedef void (*http_refusal_cb)(int code, void *arg);
+
+/* An HTTP server on an already listening socket, with the limits every server here applies:
+ * largest body and header block, the time to send a request (and idle keep-alive), every method
+ * routed to handler (so a wrong one gets our 405, not libevent's 501), lingering close (so a 413
+ * reaches a client still uploading), and JSON answers to the requests libevent refuses itself.
+ * what names a request in the log ("webhook"); refused (may be NULL) counts those refusals. */
+struct evhttp *http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t max_headers,
+                               unsigned timeout, void (*handler)(struct evhttp_request *, void *), void *arg,
+                               const char *what, http_refusal_cb refused, void *refused_arg);
 
 #endif

@@ -51,8 +51,6 @@ struct ingest {
 	uint64_t committed;
 };
 
-static struct ingest *ing_global;
-
 /* --- arena ------------------------------------------------------------------------------------- */
 
 /* Rebuilds the writer's view (message keys, call states) from the committed facts. */
@@ -235,23 +233,12 @@ build_meta(struct ingest *g, struct evhttp_request *req, const struct event_resu
 	buf_adds(b, "}}");
 }
 
-/* libevent refused a request before our handler saw it: an event the platform will not resend is
- * gone, so it must at least be visible. */
 static void
-refused_early(int code, int fd, void *arg)
+refused_early(int code, void *arg)
 {
+	(void)code;
 	struct ingest *g = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char peer[64] = "?";
-	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
-	if (code == 413)
-		log_msg(LOG_WARNING, "refused a webhook from %s: 413 body larger than %zu bytes", peer, g->cfg->max_body);
-	else
-		log_msg(LOG_WARNING, "refused a request from %s: %d malformed request or headers over %zu bytes", peer, code,
-		        g->cfg->max_headers);
 }
 
 static void
@@ -456,7 +443,6 @@ ingest_main(const struct config *cfg)
 {
 	static struct ingest g;
 	char err[256], why[512];
-	ing_global = &g;
 	g.cfg = cfg;
 	g.lim.max_depth = cfg->json_max_depth;
 	g.lim.max_tokens = cfg->json_max_tokens;
@@ -472,23 +458,11 @@ ingest_main(const struct config *cfg)
 	rebuild_view(&g);
 
 	g.base = event_base_new();
-	g.http = g.base ? evhttp_new(g.base) : NULL;
+	g.http = g.base ? http_server_new(g.base, WORKER_FD_LISTEN, cfg->max_body, cfg->max_headers,
+	                                  cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
+	                : NULL;
 	if (!g.http) {
-		log_msg(LOG_ERR, "cannot create the HTTP server");
-		return 1;
-	}
-	evhttp_set_max_body_size(g.http, (ev_ssize_t)cfg->max_body);
-	evhttp_set_max_headers_size(g.http, (ev_ssize_t)cfg->max_headers);
-	evhttp_set_timeout(g.http, (int)cfg->request_timeout);
-	evhttp_set_default_content_type(g.http, HTTP_JSON);
-	/* Every method reaches our handler so a wrong one gets 405 with Allow, not libevent's 501. */
-	evhttp_set_allowed_methods(g.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_flags(g.http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_gencb(g.http, request_cb, &g);
-	http_json_refusals(g.http, cfg->max_body, refused_early, &g);
-	if (!evhttp_accept_socket_with_handle(g.http, WORKER_FD_LISTEN)) {
-		log_msg(LOG_ERR, "cannot accept on the webhook socket");
+		log_msg(LOG_ERR, "cannot serve on the webhook socket");
 		return 1;
 	}
 	g.doorbell_ev = event_new(g.base, -1, 0, doorbell_cb, &g);

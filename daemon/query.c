@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -349,19 +348,6 @@ request_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
-static void
-refused_early(int code, int fd, void *arg)
-{
-	(void)arg;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char peer[64] = "?";
-	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
-	log_msg(LOG_WARNING, "refused a request from %s: %d (body, request line or headers too large, or malformed)",
-	        peer, code);
-}
-
 /* --- lifecycle ------------------------------------------------------------------------------------ */
 
 static void
@@ -398,22 +384,11 @@ query_main(const struct config *cfg)
 	sync_arena(&q);
 
 	q.base = event_base_new();
-	q.http = q.base ? evhttp_new(q.base) : NULL;
+	q.http = q.base ? http_server_new(q.base, WORKER_FD_LISTEN, QUERY_MAX_BODY, cfg->max_headers,
+	                                  cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
+	                : NULL;
 	if (!q.http) {
-		log_msg(LOG_ERR, "cannot create the HTTP server");
-		return 1;
-	}
-	evhttp_set_max_body_size(q.http, QUERY_MAX_BODY);
-	evhttp_set_max_headers_size(q.http, (ev_ssize_t)cfg->max_headers);
-	evhttp_set_timeout(q.http, (int)cfg->request_timeout);
-	evhttp_set_default_content_type(q.http, HTTP_JSON);
-	evhttp_set_allowed_methods(q.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-	                                       EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_flags(q.http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_gencb(q.http, request_cb, &q);
-	http_json_refusals(q.http, QUERY_MAX_BODY, refused_early, NULL);
-	if (!evhttp_accept_socket_with_handle(q.http, WORKER_FD_LISTEN)) {
-		log_msg(LOG_ERR, "cannot accept on the dashboard socket");
+		log_msg(LOG_ERR, "cannot serve on the dashboard socket");
 		return 1;
 	}
 	q.doorbell_ev = event_new(q.base, WORKER_FD_DOORBELL, EV_READ | EV_PERSIST, doorbell_cb, &q);
