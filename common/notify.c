@@ -19,6 +19,18 @@ static struct sockaddr_un notify_addr;
 static socklen_t notify_addrlen;
 static uint64_t watchdog_usec;
 
+/* Only plain decimal digits: strtoull alone would take "-5" as a huge value and "12abc" as 12. */
+static bool
+parse_decimal(const char *s, unsigned long long *out)
+{
+	if (*s < '0' || *s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
 void
 notify_init(void)
 {
@@ -36,13 +48,10 @@ notify_init(void)
 	}
 	const char *wu = getenv("WATCHDOG_USEC"), *wp = getenv("WATCHDOG_PID");
 	watchdog_usec = 0;
-	if (wu && notify_addrlen) {
-		char *end;
-		unsigned long long v = strtoull(wu, &end, 10);
-		bool for_us = !wp || (unsigned long long)getpid() == strtoull(wp, NULL, 10);
-		if (*end == '\0' && v > 0 && for_us)
-			watchdog_usec = v;
-	}
+	unsigned long long v, pid;
+	if (wu && notify_addrlen && parse_decimal(wu, &v) && v > 0 &&
+	    (!wp || (parse_decimal(wp, &pid) && pid == (unsigned long long)getpid())))
+		watchdog_usec = v;
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
 	unsetenv("WATCHDOG_PID");

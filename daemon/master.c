@@ -29,8 +29,8 @@
 #include "worker.h"
 
 #define MASTER_STABLE_MS 10000   /* a worker that lived this long restarts with the shortest back-off */
-#define MASTER_HUNG_MS 30000     /* a worker silent this long is killed and restarted */
-#define MASTER_TICK_MS 1000      /* supervision timer */
+#define MASTER_TICK_MS 500       /* supervision timer: hung workers are found within this */
+#define MASTER_WATCHDOG_DIVISOR 4 /* ping systemd this many times per WatchdogSec: one missed ping is not fatal */
 #define MASTER_MAX_RESTART_LOG 64
 
 struct child {
@@ -152,9 +152,15 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		c->last_hb_ms = mono_ms();
 		if (msg.type == CTL_READY) {
-			if (c->ever_ready)
-				log_msg(LOG_NOTICE, "%s (pid %d) is serving again", c->role, (int)c->pid);
+			bool again = c->ever_ready;
 			c->ready = c->ever_ready = true;
+			if (again) {
+				log_msg(LOG_NOTICE, "%s (pid %d) is serving again", c->role, (int)c->pid);
+				struct master *m = c->m;
+				if (m->child[0].ready && m->child[1].ready)
+					notify_send("STATUS=webhooks on %s, dashboard on %s", m->cfg->webhook.text,
+					            m->cfg->dashboard.text);
+			}
 			check_ready(c->m);
 		}
 	}
@@ -211,13 +217,14 @@ schedule_restart(struct master *m, struct child *c)
 	if (limit) {
 		uint64_t oldest = c->restart_ms[c->nrestarts % limit];
 		if (c->nrestarts >= limit && now - oldest < (uint64_t)cfg->restart_interval * 1000) {
-			log_msg(LOG_ERR, "%s died %u times within %u s: giving up, stopping the daemon", c->role, limit,
-			        cfg->restart_interval);
+			log_msg(LOG_ERR, "%s was restarted %u times within %u s and died again: giving up, stopping the daemon",
+			        c->role, limit, cfg->restart_interval);
 			begin_stop(m, 1);
 			return;
 		}
 		c->restart_ms[c->nrestarts % limit] = now;
 	}
+	log_msg(LOG_NOTICE, "restarting %s in %u ms", c->role, c->backoff_ms);
 	c->nrestarts++;
 	notify_send("STATUS=restarting %s (restart %u)", c->role, c->nrestarts);
 	struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
@@ -242,11 +249,10 @@ reap(struct master *m)
 			if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 				log_msg(LOG_WARNING, "%s exited with status %d while stopping", c->role, WEXITSTATUS(status));
 		} else if (WIFSIGNALED(status)) {
-			log_msg(LOG_ERR, "%s (pid %d) was killed by signal %d (%s); restarting it", c->role, (int)pid,
-			        WTERMSIG(status), strsignal(WTERMSIG(status)));
+			log_msg(LOG_ERR, "%s (pid %d) was killed by signal %d (%s)", c->role, (int)pid, WTERMSIG(status),
+			        strsignal(WTERMSIG(status)));
 		} else {
-			log_msg(LOG_ERR, "%s (pid %d) exited with status %d; restarting it", c->role, (int)pid,
-			        WEXITSTATUS(status));
+			log_msg(LOG_ERR, "%s (pid %d) exited with status %d", c->role, (int)pid, WEXITSTATUS(status));
 		}
 		if (!m->stopping)
 			schedule_restart(m, c);
@@ -284,9 +290,11 @@ signal_cb(evutil_socket_t fd, short what, void *arg)
 static bool
 healthy(const struct child *c, uint64_t now)
 {
-	return c->pid > 0 && c->ready && now - c->last_hb_ms < WORKER_HEARTBEAT_STALE_MS;
+	return c->pid > 0 && c->ready && now - c->last_hb_ms < WORKER_HUNG_MS;
 }
 
+/* A worker that stops reporting is killed and restarted here, with its listening socket kept
+ * open, long before systemd's watchdog would restart the whole unit with its ports closed. */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -296,7 +304,8 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = mono_ms();
 	for (int i = 0; i < 2; i++) {
 		struct child *c = &m->child[i];
-		if (!m->stopping && c->pid > 0 && now - c->last_hb_ms > MASTER_HUNG_MS) {
+		uint64_t limit = c->ready ? WORKER_HUNG_MS : WORKER_STARTUP_GRACE_MS;
+		if (!m->stopping && c->pid > 0 && now - c->last_hb_ms > limit) {
 			log_msg(LOG_ERR, "%s (pid %d) has not reported for %llu ms: killing it", c->role, (int)c->pid,
 			        (unsigned long long)(now - c->last_hb_ms));
 			kill(c->pid, SIGKILL);
@@ -313,8 +322,14 @@ watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	struct master *m = arg;
 	uint64_t now = mono_ms();
 	/* The watchdog vouches for the whole daemon, not just for a live master. */
-	if (healthy(&m->child[0], now) && healthy(&m->child[1], now))
+	if (healthy(&m->child[0], now) && healthy(&m->child[1], now)) {
 		notify_send("WATCHDOG=1");
+		return;
+	}
+	for (int i = 0; i < 2; i++)
+		if (!healthy(&m->child[i], now))
+			log_msg(LOG_WARNING, "watchdog not fed: %s is %s", m->child[i].role,
+			        m->child[i].pid <= 0 ? "being restarted" : !m->child[i].ready ? "starting" : "not reporting");
 }
 
 static int
@@ -396,7 +411,8 @@ master_run(const struct config *cfg)
 	uint64_t wd = notify_watchdog_usec();
 	if (wd) {
 		m.watchdog_ev = event_new(m.base, -1, EV_PERSIST, watchdog_cb, &m);
-		struct timeval tv = { (time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000) };
+		uint64_t every = wd / MASTER_WATCHDOG_DIVISOR;
+		struct timeval tv = { (time_t)(every / 1000000), (suseconds_t)(every % 1000000) };
 		event_add(m.watchdog_ev, &tv);
 	}
 	for (int i = 0; i < 2; i++) {

@@ -20,7 +20,8 @@
 #define WORKER_FD_COUNT 8
 
 #define WORKER_HEARTBEAT_MS 1000   /* workers report this often ... */
-#define WORKER_HEARTBEAT_STALE_MS 5000 /* ... and count as unhealthy when silent this long */
+#define WORKER_HUNG_MS 5000        /* ... and are killed and restarted when silent this long */
+#define WORKER_STARTUP_GRACE_MS 60000 /* a worker still rebuilding its view before its first report */
 #define WORKER_SAFETY_POLL_MS 1000 /* query re-checks the arena this often even without a doorbell */
 
 #define CTL_MAGIC 0x4c56434cu /* "LVCL" */

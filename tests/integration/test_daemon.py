@@ -954,7 +954,7 @@ def scenario_kill(ctx):
         t.ok(d.alive(), "the master is still running")
         compare_snapshots(snap, snapshot_calls(d, ids), "after kill -9 of ingest")
         t.ok("probe-call" in d.call_ids(), "the probe accepted after the restart is stored")
-        t.ok(d.wait_for(lambda: re.search(r"ingest \(pid %d\) was killed by signal 9.*restart" % old, d.stderr_text()),
+        t.ok(d.wait_for(lambda: re.search(r"ingest \(pid %d\) was killed by signal 9.*\n.*restarting ingest in" % old, d.stderr_text()),
                         timeout=2),
              "stderr says ingest was killed and is restarted", d.stderr_tail)
 
@@ -981,7 +981,7 @@ def scenario_kill(ctx):
         t.ok(w3.get("query") not in (None, old), "a new query process runs (pid %s, was %s)" % (w3.get("query"), old))
         t.eq(d.pid, master, "the master pid is still unchanged")
         compare_snapshots(snap, snapshot_calls(d, ids), "after kill -9 of query")
-        t.ok(d.wait_for(lambda: re.search(r"query \(pid %d\) was killed by signal 9.*restart" % old, d.stderr_text()),
+        t.ok(d.wait_for(lambda: re.search(r"query \(pid %d\) was killed by signal 9.*\n.*restarting query in" % old, d.stderr_text()),
                         timeout=2),
              "stderr says query was killed and is restarted", d.stderr_tail)
         for role, pid in w3.items():
