@@ -13,17 +13,27 @@
 
 #include "hash.h"
 
-/* Keys whose values are secrets wherever they appear (compared case-insensitively). */
-static const char *const secret_keys[] = {
-	"secret",       "x-interactly-secret", "x-vapi-secret", "authorization", "proxy-authorization",
-	"apikey",       "api_key",             "api-key",       "password",      "access_token",
-	"refresh_token", "bearer_token",       "client_secret", "private_key",   "credential",
+struct name {
+	const char *s;
+	size_t len;
 };
-/* Bounds on the lengths of the names above (escaped keys may be longer than they read). */
+#define NAME(x) { x, sizeof(x) - 1 }
+
+/* Keys whose values are secrets wherever they appear (compared case-insensitively). */
+static const struct name secret_keys[] = {
+	NAME("secret"),        NAME("x-interactly-secret"), NAME("x-vapi-secret"), NAME("authorization"),
+	NAME("proxy-authorization"), NAME("apikey"),        NAME("api_key"),       NAME("api-key"),
+	NAME("password"),      NAME("access_token"),        NAME("refresh_token"), NAME("bearer_token"),
+	NAME("client_secret"), NAME("private_key"),         NAME("credential"),
+};
+/* Objects whose "headers" member echoes the request headers the platform sends us. */
+static const struct name server_keys[] = { NAME("assistantServer"), NAME("server") };
+static const struct name headers_key[] = { NAME("headers") };
+/* Bounds on the lengths of the names above (escaped keys may be longer than they read): every key
+ * of every object is checked, and most fail on length alone. */
 #define KEY_MIN_LEN 6
 #define KEY_MAX_ESCAPED 60
-/* Objects whose "headers" member echoes the request headers the platform sends us. */
-static const char *const server_keys[] = { "assistantServer", "server" };
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 void
 event_builder_init(struct event_builder *eb)
@@ -225,7 +235,7 @@ copy_cut(char *dst, size_t max, const char *s, size_t n)
 }
 
 static bool
-key_is(const struct json_doc *d, int key, const char *const *names, size_t count, bool nocase)
+key_is(const struct json_doc *d, int key, const struct name *names, size_t count, bool nocase)
 {
 	const jsmntok_t *t = &d->tok[key];
 	const char *s = d->text + t->start;
@@ -239,11 +249,9 @@ key_is(const struct json_doc *d, int key, const char *const *names, size_t count
 		n = json_unescape(s, n, tmp, NULL);
 		s = tmp;
 	}
-	for (size_t i = 0; i < count; i++) {
-		size_t m = strlen(names[i]);
-		if (m == n && (nocase ? strncasecmp(s, names[i], n) == 0 : memcmp(s, names[i], n) == 0))
+	for (size_t i = 0; i < count; i++)
+		if (names[i].len == n && (nocase ? strncasecmp(s, names[i].s, n) == 0 : memcmp(s, names[i].s, n) == 0))
 			return true;
-	}
 	return false;
 }
 
@@ -313,12 +321,12 @@ walk(struct ctx *x, int tok)
 		return;
 	int parent_key = d->tok[tok].parent;
 	bool in_server = parent_key >= 0 && json_is_string(d, parent_key) &&
-	                 key_is(d, parent_key, server_keys, sizeof(server_keys) / sizeof(server_keys[0]), false);
+	                 key_is(d, parent_key, server_keys, COUNT(server_keys), false);
 	for (int k = json_first(d, tok); k >= 0; k = json_after(d, tok, k)) {
 		int v = k + 1;
-		if (key_is(d, k, secret_keys, sizeof(secret_keys) / sizeof(secret_keys[0]), true)) {
+		if (key_is(d, k, secret_keys, COUNT(secret_keys), true)) {
 			mark_value(x, v);
-		} else if (in_server && key_is(d, k, (const char *const[]){ "headers" }, 1, false)) {
+		} else if (in_server && key_is(d, k, headers_key, 1, false)) {
 			if (json_is_object(d, v))
 				note_header_names(x, v);
 			mark_value(x, v);
