@@ -115,6 +115,38 @@ http_send_json(struct evhttp_request *req, int code, const struct buf *b)
 	http_send(req, code, HTTP_JSON, b->data, b->len);
 }
 
+static void
+free_taken(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+void
+http_send_json_take(struct evhttp_request *req, int code, struct buf *b)
+{
+	if (b->failed || b->len == 0) {
+		http_send_json(req, code, b);
+		return;
+	}
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", HTTP_JSON);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	struct evbuffer *out = evbuffer_new();
+	if (!out || evbuffer_add_reference(out, b->data, b->len, free_taken, NULL) < 0) {
+		if (out)
+			evbuffer_free(out);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	b->data = NULL;
+	b->len = b->cap = 0;
+	evhttp_send_reply(req, code, http_reason(code), out);
+	evbuffer_free(out);
+}
+
 void
 http_send_error(struct evhttp_request *req, int code, const char *code_str, const char *message,
                 const char *extra)

@@ -23,6 +23,9 @@ void http_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 /* Sends b as the body with the given status and content type, adding the standard headers. */
 void http_send(struct evhttp_request *req, int code, const char *ctype, const void *body, size_t len);
 void http_send_json(struct evhttp_request *req, int code, const struct buf *b);
+/* Like http_send_json, but hands b's memory to the reply instead of copying it (b is left empty):
+ * a full /api/conversations can be tens of megabytes. */
+void http_send_json_take(struct evhttp_request *req, int code, struct buf *b);
 /* {"error": message, "code": code} plus optional extra members (a JSON fragment like
  * "\"limit\":123", or NULL). */
 void http_send_error(struct evhttp_request *req, int code, const char *code_str, const char *message,

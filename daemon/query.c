@@ -141,7 +141,7 @@ static void
 send_buf(struct query *q, struct evhttp_request *req, int code)
 {
 	add_page_headers(req);
-	http_send_json(req, code, &q->out);
+	http_send_json_take(req, code, &q->out);
 }
 
 static bool
