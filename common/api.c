@@ -158,7 +158,8 @@ api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq
 	}
 	for (size_t i = 0; i < v->ncalls; i++)
 		order[i] = v->calls[i];
-	qsort(order, v->ncalls, sizeof(*order), by_activity_desc);
+	if (order)
+		qsort(order, v->ncalls, sizeof(*order), by_activity_desc);
 	for (size_t i = 0; i < v->ncalls; i++) {
 		if (i)
 			buf_addc(b, ',');
