@@ -24,13 +24,12 @@
 
 #include "arena.h"
 #include "event.h"
+#include "event_log.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
 #include "view.h"
 #include "worker.h"
-
-#define INGEST_SHORT_ID 12 /* characters of the call id in log lines, as the tutorial printed */
 
 /* Request headers whose values are credentials: never stored or logged as sent. */
 static const char *const secret_headers[] = {
@@ -100,84 +99,6 @@ ring_doorbell(struct ingest *g)
 		g->doorbell_pending = true;
 		event_active(g->doorbell_ev, 0, 0);
 	}
-}
-
-/* --- logging ------------------------------------------------------------------------------------ */
-
-static void
-fmt_time(char *out, size_t n, int64_t ms)
-{
-	if (ms == EVENT_TS_NONE)
-		ms = (int64_t)(arena_now_ns() / 1000000);
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	size_t k = strftime(out, n, "%H:%M:%S", &tm);
-	snprintf(out + k, n - k, ".%03d", (int)(ms % 1000));
-}
-
-static void
-log_event(struct ingest *g, const struct event_result *r)
-{
-	struct buf *b = &g->line;
-	char when[32];
-	buf_reset(b);
-	fmt_time(when, sizeof(when), r->ts);
-	buf_printf(b, "[%s] ", when);
-	if (r->flags & EVENT_F_UNATTRIBUTED) {
-		buf_adds(b, "\xE2\x84\xB9\xEF\xB8\x8F  no call id: ");
-		if (r->type_name[0])
-			log_text(b, r->type_name, strlen(r->type_name), 40);
-		else
-			buf_adds(b, "event without a type");
-		buf_adds(b, " kept raw (unattributed)");
-	} else {
-		log_text(b, r->call_id, strlen(r->call_id), INGEST_SHORT_ID);
-		buf_addc(b, ' ');
-		switch (r->type) {
-		case EVENT_STATUS_UPDATE:
-			buf_adds(b, "\xF0\x9F\x93\x9E \xE2\x86\x92 "); /* 📞 → */
-			for (const char *p = r->status; *p; p++)
-				buf_addc(b, (*p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p);
-			break;
-		case EVENT_HANG:
-			buf_adds(b, "\xE2\x8F\xB3 hang: assistant not responding");
-			break;
-		case EVENT_ERROR:
-			buf_adds(b, "\xE2\x9D\x8C error ");
-			log_text(b, r->detail, strlen(r->detail), 80);
-			break;
-		case EVENT_END_OF_CALL_REPORT:
-			buf_adds(b, "\xF0\x9F\x93\x8B end-of-call report");
-			if (r->detail[0]) {
-				buf_adds(b, " (");
-				log_text(b, r->detail, strlen(r->detail), 40);
-				buf_addc(b, ')');
-			}
-			break;
-		case EVENT_CONVERSATION_UPDATE:
-			if (!r->new_msgs && !r->upd_msgs)
-				buf_adds(b, "\xF0\x9F\x92\xAC no new messages");
-			break;
-		default:
-			buf_adds(b, "\xE2\x84\xB9\xEF\xB8\x8F  ");
-			log_text(b, r->type_name[0] ? r->type_name : "(no type)", strlen(r->type_name[0] ? r->type_name : "(no type)"), 40);
-			buf_adds(b, r->type == EVENT_UNKNOWN ? " (not interpreted, kept raw)" : " (kept raw)");
-			break;
-		}
-		if (r->new_msgs || r->upd_msgs) {
-			buf_adds(b, r->type == EVENT_CONVERSATION_UPDATE ? "\xF0\x9F\x92\xAC " : "; \xF0\x9F\x92\xAC "); /* 💬 */
-			log_text(b, r->role, strlen(r->role), 20);
-			buf_adds(b, ": ");
-			log_text(b, r->text, strlen(r->text), LOG_TEXT_CHARS);
-			unsigned more = r->new_msgs + r->upd_msgs - 1;
-			if (more)
-				buf_printf(b, " (+%u more)", more);
-		}
-	}
-	if (r->repairs)
-		buf_printf(b, " [repaired %u string%s]", r->repairs, r->repairs == 1 ? "" : "s");
-	log_msg(LOG_INFO, "%s", buf_cstr(b));
 }
 
 /* --- the webhook ---------------------------------------------------------------------------------- */
@@ -347,17 +268,23 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		arena_count(&g->arena, ARENA_C_UNKNOWN_TYPE, 1);
 	g->committed++;
 
-	/* The writer's own view follows through the same code path as every reader's. */
+	/* The writer's own view follows through the same code path as every reader's, and the log line
+	 * is made from the committed record, as liveeventsctl tail makes it. */
 	struct event_fact f;
-	if (event_fact_decode(g->fact.data, g->fact.len, &f) == 0 &&
-	    view_apply(&g->view, s, arena_now_ns(), raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, &f) < 0) {
+	uint64_t now = arena_now_ns();
+	bool decoded = event_fact_decode(g->fact.data, g->fact.len, &f) == 0;
+	if (decoded && view_apply(&g->view, s, now, raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, &f) < 0) {
 		log_msg(LOG_ERR, "out of memory updating the call index: rebuilding it");
 		rebuild_view(g);
 	}
 	ring_doorbell(g);
 	static const char ok[] = "{\"status\":\"ok\"}";
 	http_send(req, 200, HTTP_JSON, ok, sizeof(ok) - 1);
-	log_event(g, &r);
+	if (decoded) {
+		buf_reset(&g->line);
+		event_describe(&g->line, &f, now);
+		log_msg(LOG_INFO, "%s", buf_cstr(&g->line));
+	}
 }
 
 static void

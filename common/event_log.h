@@ -1,0 +1,18 @@
+/* event_log: the one-line description of a committed event, in the words the tutorial's console
+ * used (time, shortened call id, the status in upper case, or the latest message's role and first
+ * characters). It is made from the fact record alone, so the daemon's log and `liveeventsctl tail`
+ * say exactly the same thing about the same event. */
+#ifndef LIVEEVENTS_EVENT_LOG_H
+#define LIVEEVENTS_EVENT_LOG_H
+
+#include "buf.h"
+#include "event_record.h"
+
+#define EVENT_LOG_SHORT_ID 12 /* characters of the call id shown, as the tutorial printed */
+#define EVENT_LOG_STATUS_MAX 40
+#define EVENT_LOG_ROLE_MAX 20
+
+/* Appends the description of fact f (committed at time_ns if it carries no timestamp of its own). */
+void event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns);
+
+#endif
