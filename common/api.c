@@ -126,7 +126,7 @@ static int
 by_activity_desc(const void *pa, const void *pb)
 {
 	const struct view_call *x = *(const struct view_call *const *)pa, *y = *(const struct view_call *const *)pb;
-	return x->last_seq < y->last_seq ? 1 : x->last_seq > y->last_seq ? -1 : 0;
+	return x->changed_seq < y->changed_seq ? 1 : x->changed_seq > y->changed_seq ? -1 : 0;
 }
 
 static void
@@ -141,7 +141,7 @@ put_summary(struct buf *b, const struct view_call *c)
 	buf_printf(b,
 	           ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_activity\":%" PRIu64
 	           ",\"last_activity\":%" PRIu64 ",\"messages\":%zu,\"alerts\":%zu,\"report\":%s}",
-	           c->first_seq, c->last_seq, c->first_ns / 1000000, c->last_ns / 1000000, c->nmsg, c->nalert,
+	           c->first_seq, c->changed_seq, c->first_ns / 1000000, c->changed_ns / 1000000, c->nmsg, c->nalert,
 	           c->report ? "true" : "false");
 }
 
@@ -177,7 +177,7 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	buf_adds(b, ",\"generation\":");
 	put_gen(b, generation);
 	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"ended\":%s", seq,
-	           c->first_seq, c->last_seq, c->ended ? "true" : "false");
+	           c->first_seq, c->changed_seq, c->ended ? "true" : "false");
 	buf_adds(b, ",\"status\":");
 	json_write_cstr(b, view_call_status(c));
 	buf_adds(b, ",\"customer\":");

@@ -48,6 +48,7 @@ event_builder_free(struct event_builder *eb)
 	free(eb->seen);
 	buf_free(&eb->tmp);
 	buf_free(&eb->tmp2);
+	buf_free(&eb->scrub);
 	memset(eb, 0, sizeof(*eb));
 }
 
@@ -292,23 +293,6 @@ mark_value(struct ctx *x, int v)
 }
 
 static void
-note_header_names(struct ctx *x, int headers)
-{
-	const struct json_doc *d = x->d;
-	for (int k = json_first(d, headers); k >= 0; k = json_after(d, headers, k)) {
-		if (x->res->nredact_headers >= EVENT_MAX_REDACT_HEADERS)
-			return;
-		const jsmntok_t *t = &d->tok[k];
-		size_t n = (size_t)(t->end - t->start);
-		if (n == 0 || n >= sizeof(x->res->redact_headers[0]) || memchr(d->text + t->start, '\\', n))
-			continue;
-		memcpy(x->res->redact_headers[x->res->nredact_headers], d->text + t->start, n);
-		x->res->redact_headers[x->res->nredact_headers][n] = '\0';
-		x->res->nredact_headers++;
-	}
-}
-
-static void
 walk(struct ctx *x, int tok)
 {
 	const struct json_doc *d = x->d;
@@ -327,8 +311,6 @@ walk(struct ctx *x, int tok)
 		if (key_is(d, k, secret_keys, COUNT(secret_keys), true)) {
 			mark_value(x, v);
 		} else if (in_server && key_is(d, k, headers_key, 1, false)) {
-			if (json_is_object(d, v))
-				note_header_names(x, v);
 			mark_value(x, v);
 		} else {
 			walk(x, v);
@@ -346,10 +328,11 @@ json_safe(const char *s, size_t n)
 	return true;
 }
 
-/* Replaces every occurrence of every scrubbable secret in b (using tmp as scratch). */
+/* Replaces every occurrence of every scrubbable secret in b. */
 static void
-scrub(struct buf *b, const struct event_secrets *sec, struct buf *tmp)
+scrub(struct event_builder *eb, struct buf *b, const struct event_secrets *sec)
 {
+	struct buf *tmp = &eb->scrub;
 	if (!sec)
 		return;
 	for (int i = 0; i < sec->n; i++) {
@@ -542,6 +525,7 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 		char key[EVENT_MAX_KEY + 48];
 		size_t key_len;
 		if (str_into(d, json_obj_get(d, m, "role"), &eb->tmp, NULL) && eb->tmp.len) {
+			scrub(eb, &eb->tmp, x->sec);
 			copy_cut(raw_role, EVENT_MAX_ROLE, eb->tmp.data, eb->tmp.len);
 			/* Vapi calls the assistant "bot". */
 			strcpy(role, strcmp(raw_role, "bot") == 0 ? "assistant" : raw_role);
@@ -553,7 +537,7 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 		if (event_time_ms(d, tt, &t))
 			ts = t;
 		if (str_into(d, json_obj_get(d, m, "messageId"), &eb->tmp, NULL) && eb->tmp.len &&
-		    eb->tmp.len <= EVENT_MAX_KEY) {
+		    (scrub(eb, &eb->tmp, x->sec), eb->tmp.len <= EVENT_MAX_KEY)) {
 			memcpy(key, eb->tmp.data, eb->tmp.len);
 			key_len = eb->tmp.len;
 		} else if (ts != EVENT_TS_NONE) {
@@ -571,7 +555,7 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 			tx = json_obj_get(d, m, "content");
 		if (!str_into(d, tx, &text, NULL))
 			buf_reset(&text);
-		scrub(&text, x->sec, &eb->tmp);
+		scrub(eb, &text, x->sec);
 		const struct view_msg *known = vc ? view_msg_find(vc, key, key_len) : NULL;
 		uint8_t iflags = 0;
 		if (known) {
@@ -585,7 +569,7 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 			x->res->new_msgs++;
 		}
 		build_extra(d, m, &extra);
-		scrub(&extra, x->sec, &eb->tmp);
+		scrub(eb, &extra, x->sec);
 		event_enc_message(enc, iflags, ts, key, key_len, role, strlen(role), text.data ? text.data : "",
 		                  text.len, extra.data ? extra.data : "", extra.len);
 		/* The log shows the latest message that says something. */
@@ -636,7 +620,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		pos = e;
 	}
 	buf_add(body_out, orig + pos, d->len - pos);
-	scrub(body_out, sec, &eb->tmp);
+	scrub(eb, body_out, sec);
 
 	/* 2. What kind of event, for which call. */
 	struct buf *t = &eb->tmp;
@@ -645,12 +629,14 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	uint16_t flags = 0;
 	int call = -1;
 	if (json_is_object(d, msg)) {
-		if (str_into(d, json_obj_get(d, msg, "type"), t, NULL))
+		if (str_into(d, json_obj_get(d, msg, "type"), t, NULL)) {
+			scrub(eb, t, sec);
 			copy_cut(res->type_name, EVENT_MAX_TYPE_NAME, t->data, t->len);
+		}
 		type = event_type_from_name(res->type_name, strlen(res->type_name));
 		call = json_obj_get(d, msg, "call");
 		int id = json_obj_get(d, call, "id");
-		if (str_into(d, id, t, NULL) && t->len > 0 && t->len <= EVENT_MAX_CALL_ID) {
+		if (str_into(d, id, t, NULL) && t->len > 0 && (scrub(eb, t, sec), t->len <= EVENT_MAX_CALL_ID)) {
 			memcpy(res->call_id, t->data, t->len);
 			res->call_id[t->len] = '\0';
 		} else if (json_is_number(d, id) && d->tok[id].end - d->tok[id].start <= EVENT_MAX_CALL_ID) {
@@ -665,8 +651,10 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		int ev = json_obj_get(d, 0, "event");
 		if (ev < 0)
 			ev = json_obj_get(d, 0, "type");
-		if (str_into(d, ev, t, NULL))
+		if (str_into(d, ev, t, NULL)) {
+			scrub(eb, t, sec);
 			copy_cut(res->type_name, EVENT_MAX_TYPE_NAME, t->data, t->len);
+		}
 	}
 	if (!res->call_id[0])
 		flags |= EVENT_F_UNATTRIBUTED;
@@ -691,6 +679,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	if (!json_is_string(d, cust))
 		cust = json_obj_get(d, call, "userNumber");
 	if (str_into(d, cust, t, NULL) && t->len) {
+		scrub(eb, t, sec);
 		char c[EVENT_MAX_CUSTOMER + 1];
 		size_t n = copy_cut(c, EVENT_MAX_CUSTOMER, t->data, t->len);
 		if (!vc || !vc->customer || strcmp(vc->customer, c) != 0)
@@ -700,8 +689,10 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		int st = json_obj_get(d, call, "status");
 		if (!json_is_string(d, st))
 			st = json_obj_get(d, msg, "status");
-		if (str_into(d, st, t, NULL) && t->len)
+		if (str_into(d, st, t, NULL) && t->len) {
+			scrub(eb, t, sec);
 			copy_cut(res->status, EVENT_MAX_STATUS, t->data, t->len);
+		}
 		else
 			strcpy(res->status, "unknown");
 		event_enc_status(&enc, res->ts, res->status, strlen(res->status));
@@ -719,13 +710,13 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	struct buf *o = &eb->tmp2;
 	if (type == EVENT_END_OF_CALL_REPORT) {
 		build_report(&x, msg, call, o);
-		scrub(o, sec, &eb->tmp);
+		scrub(eb, o, sec);
 		event_enc_report(&enc, o->data, o->len);
 	} else if (type == EVENT_HANG) {
 		event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
 	} else if (type == EVENT_ERROR) {
 		build_error(&x, msg, o);
-		scrub(o, sec, &eb->tmp);
+		scrub(eb, o, sec);
 		event_enc_alert(&enc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len);
 	}
 	if (res->repairs)

@@ -33,7 +33,6 @@
 #define EVENT_MAX_SECRETS 32      /* secret values remembered per request for scrubbing */
 #define EVENT_SECRET_MIN_SCRUB 8  /* shorter values are redacted where they stand, not scrubbed
                                    * elsewhere: scrubbing "yes" would destroy transcripts */
-#define EVENT_MAX_REDACT_HEADERS 16
 #define EVENT_REDACTED "[redacted]"
 #define EVENT_LOG_TEXT_MAX 512    /* bytes of the first new message kept for the log line */
 
@@ -61,8 +60,6 @@ struct event_result {
 	char text[EVENT_LOG_TEXT_MAX + 1]; /* its text, cut at a character boundary */
 	char detail[160];                /* alert or report detail for the log */
 	unsigned repairs;                /* strings repaired in the body */
-	int nredact_headers;             /* request header names echoed in assistantServer.headers */
-	char redact_headers[EVENT_MAX_REDACT_HEADERS][64];
 };
 
 /* Scratch space reused from one event to the next (no allocation on the hot path once warm). */
@@ -70,6 +67,7 @@ struct event_builder {
 	uint8_t *mark;
 	size_t mark_cap;
 	struct buf tmp, tmp2;
+	struct buf scrub; /* scratch of scrub() only */
 	void *seen; /* per-event key set */
 	size_t seen_cap;
 };

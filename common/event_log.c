@@ -63,11 +63,18 @@ event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
 	while (event_fact_next(f, &cur, &it) == 1) {
 		switch (it.kind) {
 		case EVENT_ITEM_STATUS:
+		{
+			/* Upper case, as the tutorial printed it; through log_text like every payload string, so a
+			 * status cannot forge a log line or carry terminal escapes. */
 			buf_adds(b, "\xF0\x9F\x93\x9E \xE2\x86\x92 "); /* 📞 → */
-			for (uint32_t i = 0; i < it.a.len && i < EVENT_LOG_STATUS_MAX; i++)
-				buf_addc(b, (it.a.p[i] >= 'a' && it.a.p[i] <= 'z') ? (char)(it.a.p[i] - 32) : it.a.p[i]);
+			size_t from = b->len;
+			log_text(b, it.a.p, it.a.len, EVENT_LOG_STATUS_MAX);
+			for (size_t i = from; i < b->len; i++)
+				if (b->data[i] >= 'a' && b->data[i] <= 'z')
+					b->data[i] = (char)(b->data[i] - 32);
 			said = true;
 			break;
+		}
 		case EVENT_ITEM_ALERT:
 			if (it.alert_type == EVENT_ALERT_HANG) {
 				buf_adds(b, "\xE2\x8F\xB3 hang: assistant not responding");

@@ -16,6 +16,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
 #include <event2/keyvalq_struct.h>
 
 #include "json.h"
@@ -88,12 +91,34 @@ http_reason(int code)
 }
 
 void
-http_send(struct evhttp_request *req, int code, const char *ctype, const void *body, size_t len)
+http_reply(struct evhttp_request *req, int code, struct evbuffer *body)
+{
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* libevent 2.1 omits Content-Length for HEAD but still writes the body, which would run
+		 * into the next response on a kept-alive connection: send the length, not the body. */
+		char len[32];
+		snprintf(len, sizeof(len), "%zu", body ? evbuffer_get_length(body) : (size_t)0);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+		evhttp_send_reply(req, code, http_reason(code), NULL);
+		return;
+	}
+	evhttp_send_reply(req, code, http_reason(code), body);
+}
+
+static void
+add_json_headers(struct evhttp_request *req, const char *ctype)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (!evhttp_find_header(h, "Cache-Control"))
+		evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+}
+
+void
+http_send(struct evhttp_request *req, int code, const char *ctype, const void *body, size_t len)
+{
+	add_json_headers(req, ctype);
 	struct evbuffer *out = evbuffer_new();
 	if (!out) {
 		evhttp_send_error(req, 500, NULL);
@@ -101,8 +126,29 @@ http_send(struct evhttp_request *req, int code, const char *ctype, const void *b
 	}
 	if (len)
 		evbuffer_add(out, body, len);
-	evhttp_send_reply(req, code, http_reason(code), out);
+	http_reply(req, code, out);
 	evbuffer_free(out);
+}
+
+const char *
+http_framing_error(struct evhttp_request *req)
+{
+	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+	int lengths = 0;
+	bool te = false;
+	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
+		if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0)
+			lengths++;
+		else if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0)
+			te = true;
+	}
+	/* Two framings that a proxy in front may read differently from us: the way requests are
+	 * smuggled past a tunnel or proxy. */
+	if (lengths > 1)
+		return "more than one Content-Length header";
+	if (lengths && te)
+		return "both Content-Length and Transfer-Encoding";
+	return NULL;
 }
 
 void
@@ -130,10 +176,7 @@ http_send_json_take(struct evhttp_request *req, int code, struct buf *b)
 		http_send_json(req, code, b);
 		return;
 	}
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", HTTP_JSON);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	add_json_headers(req, HTTP_JSON);
 	struct evbuffer *out = evbuffer_new();
 	if (!out || evbuffer_add_reference(out, b->data, b->len, free_taken, NULL) < 0) {
 		if (out)
@@ -143,7 +186,67 @@ http_send_json_take(struct evhttp_request *req, int code, struct buf *b)
 	}
 	b->data = NULL;
 	b->len = b->cap = 0;
-	evhttp_send_reply(req, code, http_reason(code), out);
+	http_reply(req, code, out);
+	evbuffer_free(out);
+}
+
+struct http_shared {
+	char *data;
+	size_t len;
+	unsigned refs;
+};
+
+struct http_shared *
+http_shared_new(struct buf *b)
+{
+	struct http_shared *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->data = b->data;
+	s->len = b->len;
+	s->refs = 1;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+void
+http_shared_unref(struct http_shared *s)
+{
+	if (s && --s->refs == 0) {
+		free(s->data);
+		free(s);
+	}
+}
+
+size_t
+http_shared_len(const struct http_shared *s)
+{
+	return s->len;
+}
+
+static void
+shared_done(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	http_shared_unref(arg);
+}
+
+void
+http_send_shared(struct evhttp_request *req, int code, struct http_shared *s)
+{
+	add_json_headers(req, HTTP_JSON);
+	struct evbuffer *out = evbuffer_new();
+	s->refs++;
+	if (!out || evbuffer_add_reference(out, s->data, s->len, shared_done, s) < 0) {
+		s->refs--;
+		if (out)
+			evbuffer_free(out);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	http_reply(req, code, out);
 	evbuffer_free(out);
 }
 
@@ -195,6 +298,7 @@ static struct {
 	http_refusal_cb cb;
 	void *arg;
 	bool rewriting;
+	struct log_limit limit;
 } refusals;
 
 static void
@@ -206,6 +310,8 @@ refusal_body(struct buf *b, int code)
 		buf_adds(b, "{\"error\":");
 		json_write_cstr(b, msg);
 		buf_printf(b, ",\"code\":\"too_large\",\"limit\":%zu}", refusals.max_body);
+	} else if (code == 501) {
+		buf_adds(b, "{\"error\":\"this method is not supported\",\"code\":\"method_not_implemented\"}");
 	} else {
 		buf_adds(b, "{\"error\":\"the request could not be read: malformed, or its request line or headers "
 		            "are too large\",\"code\":\"bad_request\"}");
@@ -268,11 +374,15 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
 	if (code == 413)
-		log_msg(LOG_WARNING, "refused a %s from %s: 413 body larger than %zu bytes", refusals.what, peer,
-		        refusals.max_body);
+		log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 413 body larger than %zu bytes",
+		            refusals.what, peer, refusals.max_body);
+	else if (code == 501)
+		log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 501 method not supported", refusals.what,
+		            peer);
 	else
-		log_msg(LOG_WARNING, "refused a %s from %s: %d malformed request, or request line or headers over %zu bytes",
-		        refusals.what, peer, code, refusals.max_headers);
+		log_limited(&refusals.limit, LOG_WARNING,
+		            "refused a %s from %s: %d malformed request, or request line or headers over %zu bytes",
+		            refusals.what, peer, code, refusals.max_headers);
 	if (refusals.cb)
 		refusals.cb(code, refusals.arg);
 }
@@ -286,6 +396,45 @@ new_connection_bev(struct event_base *base, void *arg)
 	if (bev)
 		evbuffer_add_cb(bufferevent_get_output(bev), output_cb, bev);
 	return bev;
+}
+
+/* accept() failing for lack of descriptors or memory leaves the listening socket readable, and
+ * libevent would retry at once, forever: pause accepting instead; the connections wait in the
+ * kernel's backlog and are served when descriptors are free again. */
+static struct {
+	struct evconnlistener *listener;
+	struct event *resume;
+	struct log_limit limit;
+} accepting;
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	evconnlistener_enable(accepting.listener);
+}
+
+static void
+accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	evconnlistener_disable(l);
+	struct timeval tv = { 0, HTTP_ACCEPT_PAUSE_MS * 1000 };
+	evtimer_add(accepting.resume, &tv);
+	log_limited(&accepting.limit, LOG_ERR, "cannot accept connections (%s): pausing for %d ms", strerror(e),
+	            HTTP_ACCEPT_PAUSE_MS);
+}
+
+static void
+libevent_log(int severity, const char *msg)
+{
+	static struct log_limit limit;
+	int prio = severity >= EVENT_LOG_ERR ? LOG_ERR : severity == EVENT_LOG_WARN ? LOG_WARNING : LOG_DEBUG;
+	if (prio != LOG_DEBUG)
+		log_limited(&limit, prio, "libevent: %s", msg);
 }
 
 struct evhttp *
@@ -310,9 +459,14 @@ http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t 
 	refusals.cb = refused;
 	refusals.arg = refused_arg;
 	evhttp_set_bevcb(http, new_connection_bev, NULL);
-	if (!evhttp_accept_socket_with_handle(http, listen_fd)) {
+	event_set_log_callback(libevent_log);
+	struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(http, listen_fd);
+	accepting.resume = evtimer_new(base, accept_resume, NULL);
+	if (!bound || !accepting.resume) {
 		evhttp_free(http);
 		return NULL;
 	}
+	accepting.listener = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(accepting.listener, accept_error);
 	return http;
 }

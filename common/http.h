@@ -12,6 +12,7 @@
 #include "options.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
+#define HTTP_ACCEPT_PAUSE_MS 200 /* no accept() for this long after it failed for lack of resources */
 #define HTTP_JSON "application/json; charset=utf-8"
 
 /* Creates a non-blocking listening socket. On failure returns -1 with a one-line reason in err and
@@ -20,12 +21,24 @@ int http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t err
 /* Formats a socket address as "ADDR:PORT" or "[ADDR]:PORT". */
 void http_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* Sends body (may be NULL) with the given status; a HEAD request gets the headers and the length
+ * only. Every reply goes through here. */
+void http_reply(struct evhttp_request *req, int code, struct evbuffer *body);
+/* Non-NULL (a reason) when the request's framing is ambiguous: it must be refused with 400 and the
+ * connection closed. */
+const char *http_framing_error(struct evhttp_request *req);
 /* Sends b as the body with the given status and content type, adding the standard headers. */
 void http_send(struct evhttp_request *req, int code, const char *ctype, const void *body, size_t len);
 void http_send_json(struct evhttp_request *req, int code, const struct buf *b);
 /* Like http_send_json, but hands b's memory to the reply instead of copying it (b is left empty):
  * a full /api/conversations can be tens of megabytes. */
 void http_send_json_take(struct evhttp_request *req, int code, struct buf *b);
+/* A reply that shares one read-only body among many requests (see query's cached answers). */
+struct http_shared;
+struct http_shared *http_shared_new(struct buf *b); /* takes b's memory; b is left empty */
+void http_shared_unref(struct http_shared *s);
+void http_send_shared(struct evhttp_request *req, int code, struct http_shared *s);
+size_t http_shared_len(const struct http_shared *s);
 /* {"error": message, "code": code} plus optional extra members (a JSON fragment like
  * "\"limit\":123", or NULL). */
 void http_send_error(struct evhttp_request *req, int code, const char *code_str, const char *message,

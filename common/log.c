@@ -42,8 +42,43 @@ log_to_journal(void)
 	return journal == 1;
 }
 
+static void log_vmsg(int prio, const char *fmt, va_list ap);
+
 void
 log_msg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(prio, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_limited(struct log_limit *l, int prio, const char *fmt, ...)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (now - l->window_start_ms >= LOG_LIMIT_WINDOW_MS) {
+		if (l->suppressed)
+			log_msg(prio, "(%u similar lines suppressed in the last %u s)", l->suppressed,
+			        LOG_LIMIT_WINDOW_MS / 1000);
+		l->window_start_ms = now;
+		l->count = l->suppressed = 0;
+	}
+	if (l->count >= LOG_LIMIT_BURST) {
+		l->suppressed++;
+		return;
+	}
+	l->count++;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(prio, fmt, ap);
+	va_end(ap);
+}
+
+static void
+log_vmsg(int prio, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
 	size_t n = 0;
@@ -60,10 +95,7 @@ log_msg(int prio, const char *fmt, ...)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld %s: %s", ts.tv_nsec / 1000000, log_role,
 		                      lvl[prio & 7]);
 	}
-	va_list ap;
-	va_start(ap, fmt);
 	int k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	va_end(ap);
 	if (k < 0)
 		k = 0;
 	n += (size_t)k;
@@ -90,6 +122,10 @@ log_text(struct buf *b, const char *s, size_t n, size_t max_chars)
 			buf_adds(b, "\xE2\x86\x92"); /* → */
 		else if (c < 0x20 || c == 0x7f)
 			buf_adds(b, "\xEF\xBF\xBD");
+		else if (c == 0xC2 && i + 1 < cut && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9F) {
+			buf_adds(b, "\xEF\xBF\xBD"); /* C1 controls: some terminals act on them as escapes */
+			i++;
+		}
 		else if (c == 0xE2 && i + 2 < cut && (unsigned char)s[i + 1] == 0x80 &&
 		         ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
 			buf_adds(b, "\xE2\x8F\x8E"); /* U+2028/U+2029 also break lines in some viewers */

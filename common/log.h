@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "buf.h"
@@ -18,6 +19,16 @@ void log_init(const char *role);
 void log_set_role(const char *role);
 bool log_to_journal(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A rate limit for one kind of line (a flood of bad requests must not flood the journal): at most
+ * LOG_LIMIT_BURST lines per LOG_LIMIT_WINDOW_MS, then one line saying how many were suppressed. */
+#define LOG_LIMIT_BURST 10
+#define LOG_LIMIT_WINDOW_MS 10000
+struct log_limit {
+	uint64_t window_start_ms;
+	unsigned count, suppressed;
+};
+void log_limited(struct log_limit *l, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Appends at most max_chars characters of s[0..n) to b, on one line: control characters become
  * visible symbols (newline ⏎, tab →), nothing can forge a second log line, and a cut is marked …. */
 void log_text(struct buf *b, const char *s, size_t n, size_t max_chars);

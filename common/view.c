@@ -185,8 +185,8 @@ call_get(struct view *v, const struct event_str *id, uint64_t seq, uint64_t time
 	}
 	c->id_len = id->len;
 	c->hash = hash_bytes(id->p, id->len);
-	c->first_seq = seq;
-	c->first_ns = time_ns;
+	c->first_seq = c->changed_seq = seq;
+	c->first_ns = c->changed_ns = time_ns;
 	v->calls[v->ncalls] = c;
 	size_t j = c->hash & (v->index_cap - 1);
 	while (v->index[j])
@@ -322,7 +322,10 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 	if (!c)
 		return -1;
 	c->last_seq = seq;
-	c->last_ns = time_ns;
+	if (f->nitems) {
+		c->changed_seq = seq;
+		c->changed_ns = time_ns;
+	}
 	if (raw_seq != UINT64_MAX) {
 		if (!grow((void **)&c->raw, &c->capraw, c->nraw + 1, sizeof(*c->raw)))
 			return -1;
@@ -361,6 +364,10 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 const char *
 view_call_status(const struct view_call *c)
 {
+	if (c->ended)
+		for (size_t i = c->nst; i > 0; i--)
+			if (view_status_is_terminal(c->st[i - 1].status))
+				return c->st[i - 1].status;
 	return c->nst ? c->st[c->nst - 1].status : NULL;
 }
 

@@ -44,8 +44,10 @@ struct view_call {
 	size_t id_len;
 	uint64_t hash;
 	char *customer;
-	uint64_t first_seq, last_seq;
-	uint64_t first_ns, last_ns; /* when its first and latest facts were committed */
+	uint64_t first_seq, last_seq; /* its first and latest facts (the latest keeps it from pruning) */
+	uint64_t changed_seq;         /* the latest fact that changed what is shown (a status, a message,
+	                               * a report, an alert): a stale replay or an unknown event does not */
+	uint64_t first_ns, changed_ns; /* when the first and the latest changing facts were committed */
 	bool ended;
 	struct view_status *st;
 	size_t nst, capst;
@@ -83,7 +85,8 @@ void view_clear(struct view *v);
 int view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, const struct event_fact *f);
 struct view_call *view_find(const struct view *v, const char *id, size_t len);
 const struct view_msg *view_msg_find(const struct view_call *c, const char *key, size_t len);
-/* The current status (last pill in timeline order) or NULL. */
+/* The current status or NULL: the last pill in timeline order, except that an ended call shows its
+ * last terminal status even when a later non-terminal one arrived. */
 const char *view_call_status(const struct view_call *c);
 /* Drops calls whose every fact is older than tail_seq (evicted from the arena). */
 void view_prune(struct view *v, uint64_t tail_seq);

@@ -31,9 +31,22 @@
 #include "view.h"
 #include "worker.h"
 
-/* Request headers whose values are credentials: never stored or logged as sent. */
-static const char *const secret_headers[] = {
-	"authorization", "proxy-authorization", "cookie", "x-interactly-secret", "x-vapi-secret", "x-api-key",
+/* On SIGTERM, webhooks already on their way are still answered: ingest stops once no request has
+ * arrived for INGEST_DRAIN_QUIET_MS, or after INGEST_DRAIN_MAX_MS at most. An event the platform
+ * sent just before a restart is otherwise reset with the connection and never sent again. */
+#define RAW_META_SLACK 4096 /* a raw record's metadata beyond the request headers themselves */
+#define INGEST_DRAIN_QUIET_MS 150
+#define INGEST_DRAIN_MAX_MS 2000
+#define INGEST_DRAIN_CHECK_MS 50
+
+/* Request headers whose values are kept in the raw record. Every other header's value is stored as
+ * "[redacted]": the platform sends its configured custom headers (credentials, usually) on every
+ * request, and only some bodies echo which ones they are. */
+static const char *const plain_headers[] = {
+	"host",           "user-agent",      "content-type",      "content-length", "content-encoding",
+	"transfer-encoding", "accept",       "accept-encoding",   "connection",     "expect",
+	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip",    "forwarded",
+	"via",            "traceparent",     "x-request-id",
 };
 
 struct ingest {
@@ -45,9 +58,10 @@ struct ingest {
 	struct event_builder eb;
 	struct json_limits lim;
 	struct buf fact, body, meta, raw, line, scratch;
-	struct event *doorbell_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev;
+	struct event *doorbell_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev, *drain_ev;
+	struct log_limit refusal_limit;
+	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
 	bool doorbell_pending;
-	uint64_t committed;
 };
 
 /* --- arena ------------------------------------------------------------------------------------- */
@@ -110,25 +124,22 @@ reject(struct ingest *g, struct evhttp_request *req, int code, const char *code_
 	char peer[64];
 	http_peer(req, peer, sizeof(peer));
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
-	log_msg(LOG_WARNING, "refused a webhook from %s: %d %s", peer, code, msg);
+	log_limited(&g->refusal_limit, LOG_WARNING, "refused a webhook from %s: %d %s", peer, code, msg);
 	http_send_error(req, code, code_str, msg, extra);
 }
 
 static bool
-header_is_secret(const char *name, const struct event_result *r)
+header_is_plain(const char *name)
 {
-	for (size_t i = 0; i < sizeof(secret_headers) / sizeof(secret_headers[0]); i++)
-		if (strcasecmp(name, secret_headers[i]) == 0)
-			return true;
-	for (int i = 0; i < r->nredact_headers; i++)
-		if (strcasecmp(name, r->redact_headers[i]) == 0)
+	for (size_t i = 0; i < sizeof(plain_headers) / sizeof(plain_headers[0]); i++)
+		if (strcasecmp(name, plain_headers[i]) == 0)
 			return true;
 	return false;
 }
 
 /* The raw record's metadata: who sent it and with which headers (credentials redacted). */
 static void
-build_meta(struct ingest *g, struct evhttp_request *req, const struct event_result *r, const struct event_secrets *sec)
+build_meta(struct ingest *g, struct evhttp_request *req, const struct event_secrets *sec)
 {
 	struct buf *b = &g->meta;
 	char peer[64];
@@ -140,7 +151,7 @@ build_meta(struct ingest *g, struct evhttp_request *req, const struct event_resu
 	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
 	bool first = true;
 	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
-		bool secret = header_is_secret(h->key, r);
+		bool secret = !header_is_plain(h->key);
 		for (int i = 0; !secret && sec && i < sec->n; i++)
 			if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && strstr(h->value, sec->v[i]))
 				secret = true;
@@ -227,7 +238,7 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		reject(g, req, 503, "no_memory", "out of memory processing the event", NULL);
 		return;
 	}
-	build_meta(g, req, &r, &sec);
+	build_meta(g, req, &sec);
 	event_secrets_clear(&sec);
 
 	/* Raw first (the fact refers to it), then the fact; one publish commits both. */
@@ -266,7 +277,6 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		arena_count(&g->arena, ARENA_C_UNATTRIBUTED, 1);
 	if (flags & EVENT_F_UNKNOWN_TYPE)
 		arena_count(&g->arena, ARENA_C_UNKNOWN_TYPE, 1);
-	g->committed++;
 
 	/* The writer's own view follows through the same code path as every reader's, and the log line
 	 * is made from the committed record, as liveeventsctl tail makes it. */
@@ -287,14 +297,27 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	}
 }
 
+static uint64_t
+now_ms(void)
+{
+	return worker_monotonic_ns() / 1000000;
+}
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
 	struct ingest *g = arg;
+	g->last_request_ms = now_ms();
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path)
 		path = "";
+	const char *framing = http_framing_error(req);
+	if (framing) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reject(g, req, 400, "ambiguous_framing", framing, NULL);
+		return;
+	}
 	if (strcmp(path, "/webhook") == 0) {
 		webhook(g, req);
 		return;
@@ -306,13 +329,21 @@ request_cb(struct evhttp_request *req, void *arg)
 			http_send_error(req, 405, "method_not_allowed", "use GET", NULL);
 			return;
 		}
-		struct buf b = BUF_INIT;
-		buf_printf(&b, "{\"status\":\"ok\",\"role\":\"ingest\",\"committed\":%" PRIu64 "}", g->committed);
-		http_send_json(req, 200, &b);
-		buf_free(&b);
+		/* Nothing about the stored data: this port may face the internet. */
+		static const char ok[] = "{\"status\":\"ok\",\"role\":\"ingest\"}";
+		http_send(req, 200, HTTP_JSON, ok, sizeof(ok) - 1);
 		return;
 	}
-	/* Deliberately not the dashboard: this port may be exposed through a public tunnel. */
+	/* Deliberately not the dashboard: this port may be exposed through a public tunnel. Logged,
+	 * because a platform pointed at a wrong path loses every event it sends. */
+	char peer[64], what[96];
+	http_peer(req, peer, sizeof(peer));
+	struct buf p = BUF_INIT;
+	log_text(&p, path, strlen(path), 60);
+	snprintf(what, sizeof(what), "%s", buf_cstr(&p));
+	buf_free(&p);
+	log_limited(&g->refusal_limit, LOG_WARNING, "refused a request from %s: 404 %s (only POST /webhook is served here)",
+	            peer, what);
 	http_send_error(req, 404, "not_found", "not found: this port only accepts POST /webhook", NULL);
 }
 
@@ -357,12 +388,27 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ingest *g = arg;
+	uint64_t now = now_ms();
+	if (now - g->last_request_ms >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= INGEST_DRAIN_MAX_MS)
+		event_base_loopexit(g->base, NULL);
+}
+
+static void
 term_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
 	struct ingest *g = arg;
-	event_base_loopexit(g->base, NULL);
+	if (g->stop_ms)
+		return;
+	g->stop_ms = now_ms();
+	struct timeval tv = { 0, INGEST_DRAIN_CHECK_MS * 1000 };
+	event_add(g->drain_ev, &tv);
 }
 
 int
@@ -384,8 +430,15 @@ ingest_main(const struct config *cfg)
 	event_builder_init(&g.eb);
 	rebuild_view(&g);
 
+	/* Every accepted body must fit its raw record (DESIGN: every event's raw body is kept). */
+	size_t max_body = cfg->max_body;
+	uint64_t raw_room = g.arena.ring[ARENA_RAW].max_record - cfg->max_headers - RAW_META_SLACK;
+	if (max_body > raw_room) {
+		max_body = (size_t)raw_room;
+		log_msg(LOG_WARNING, "--max-body lowered to %zu bytes: the largest raw record this arena holds", max_body);
+	}
 	g.base = event_base_new();
-	g.http = g.base ? http_server_new(g.base, WORKER_FD_LISTEN, cfg->max_body, cfg->max_headers,
+	g.http = g.base ? http_server_new(g.base, WORKER_FD_LISTEN, max_body, cfg->max_headers,
 	                                  cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
 	                : NULL;
 	if (!g.http) {
@@ -396,6 +449,7 @@ ingest_main(const struct config *cfg)
 	g.ctl_ev = event_new(g.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &g);
 	g.hb_ev = event_new(g.base, -1, EV_PERSIST, heartbeat_cb, &g);
 	g.term_ev = evsignal_new(g.base, SIGTERM, term_cb, &g);
+	g.drain_ev = event_new(g.base, -1, EV_PERSIST, drain_cb, &g);
 	g.int_ev = evsignal_new(g.base, SIGINT, term_cb, &g);
 	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
 	event_add(g.ctl_ev, NULL);
@@ -418,6 +472,7 @@ ingest_main(const struct config *cfg)
 	event_free(g.hb_ev);
 	event_free(g.term_ev);
 	event_free(g.int_ev);
+	event_free(g.drain_ev);
 	event_base_free(g.base);
 	view_clear(&g.view);
 	event_builder_free(&g.eb);

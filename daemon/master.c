@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -80,9 +81,16 @@ become_worker(struct child *c, pid_t master_pid)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(1);
+	/* Copies above the fixed range first, so that moving one descriptor into place never
+	 * overwrites another that is still to be moved. */
 	int tmp[WORKER_FD_COUNT];
-	for (int i = 0; i < WORKER_FD_COUNT; i++)
-		tmp[i] = c->fds[i] >= 0 ? fcntl(c->fds[i], F_DUPFD, 64) : -1;
+	for (int i = 0; i < WORKER_FD_COUNT; i++) {
+		tmp[i] = c->fds[i] >= 0 ? fcntl(c->fds[i], F_DUPFD, WORKER_FD_COUNT) : -1;
+		if (c->fds[i] >= 0 && tmp[i] < 0) {
+			log_msg(LOG_ERR, "%s: cannot pass descriptor %d: %s", c->role, i, strerror(errno));
+			_exit(1);
+		}
+	}
 	for (int i = 3; i < WORKER_FD_COUNT; i++) {
 		if (tmp[i] >= 0) {
 			if (dup2(tmp[i], i) < 0)
@@ -345,13 +353,15 @@ master_run(const struct config *cfg)
 	char err[512];
 	signal(SIGPIPE, SIG_IGN);
 	notify_init();
-
-	int ro_fd = -1;
-	int rw_fd = arena_create_or_open(cfg->arena, cfg->arena_size, &ro_fd, err, sizeof(err));
-	if (rw_fd < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
+	/* Every open connection is a descriptor: use all the kernel allows us (the soft limit is often
+	 * 1024), as nginx's worker_rlimit_nofile does. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+
+	/* The ports first: a daemon that cannot listen must not leave a new arena behind. */
 	bool in_use;
 	int wh = http_listen(&cfg->webhook, &in_use, err, sizeof(err));
 	if (wh < 0) {
@@ -360,6 +370,12 @@ master_run(const struct config *cfg)
 	}
 	int db = http_listen(&cfg->dashboard, &in_use, err, sizeof(err));
 	if (db < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	int ro_fd = -1;
+	int rw_fd = arena_create_or_open(cfg->arena, cfg->arena_size, &ro_fd, err, sizeof(err));
+	if (rw_fd < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}
@@ -421,9 +437,10 @@ master_run(const struct config *cfg)
 		c->status_ev = event_new(m.base, c->status_master_end, EV_READ | EV_PERSIST, status_cb, c);
 		event_add(c->status_ev, NULL);
 	}
-	log_msg(LOG_NOTICE, "liveeventsd %s starting: webhooks on %s, dashboard on %s, arena %s (%llu MiB)",
-	        PACKAGE_VERSION, cfg->webhook.text, cfg->dashboard.text, cfg->arena,
-	        (unsigned long long)(cfg->arena_size >> 20));
+	struct arena_geometry geo;
+	arena_geometry(cfg->arena_size, &geo);
+	log_msg(LOG_NOTICE, "liveeventsd %s starting: webhooks on %s, dashboard on %s, arena %s (%.1f MiB)",
+	        PACKAGE_VERSION, cfg->webhook.text, cfg->dashboard.text, cfg->arena, (double)geo.file_size / (1 << 20));
 	spawn(ing);
 	spawn(qry);
 	event_base_dispatch(m.base);

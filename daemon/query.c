@@ -56,6 +56,10 @@ struct query {
 	struct event *doorbell_ev, *poll_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev;
 	struct pending_reset *resets;
 	uint64_t next_reset_id;
+	/* The full /api/conversations answer for one committed state, shared by every request that
+	 * asks for it: a dashboard or script polling it must cost one build, not one per request. */
+	struct http_shared *conversations;
+	uint64_t conversations_gen, conversations_seq;
 };
 
 /* --- following the arena -------------------------------------------------------------------------- */
@@ -144,6 +148,24 @@ send_buf(struct query *q, struct evhttp_request *req, int code)
 	http_send_json_take(req, code, &q->out);
 }
 
+/* A validator of the committed state an answer was made from; a client that already has it gets
+ * 304 and no body. */
+static bool
+not_modified(struct query *q, struct evhttp_request *req, uint64_t seq)
+{
+	char etag[48];
+	snprintf(etag, sizeof(etag), "\"%016" PRIx64 "-%" PRIu64 "\"", q->generation, seq);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "ETag", etag);
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+	if (!inm || strcmp(inm, etag) != 0)
+		return false;
+	add_page_headers(req);
+	http_reply(req, 304, NULL);
+	return true;
+}
+
 static bool
 method_is(struct evhttp_request *req, enum evhttp_cmd_type a, const char *allow)
 {
@@ -177,7 +199,7 @@ serve_asset(struct evhttp_request *req, const struct web_asset *a)
 		return;
 	}
 	evbuffer_add_reference(out, a->data, a->len, NULL, NULL);
-	evhttp_send_reply(req, 200, "OK", out);
+	http_reply(req, 200, out);
 	evbuffer_free(out);
 }
 
@@ -283,6 +305,13 @@ request_cb(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path)
 		path = "";
+	const char *framing = http_framing_error(req);
+	if (framing) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		add_page_headers(req);
+		http_send_error(req, 400, "ambiguous_framing", framing, NULL);
+		return;
+	}
 	const struct web_asset *asset = web_asset_find(path);
 	if (asset) {
 		if (method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
@@ -309,8 +338,20 @@ request_cb(struct evhttp_request *req, void *arg)
 		}
 		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD, DELETE"))
 			return;
-		api_conversations(&q->out, &q->view, &q->arena, &q->scratch);
-		send_buf(q, req, 200);
+		if (!q->conversations || q->conversations_gen != q->generation || q->conversations_seq != seq) {
+			api_conversations(&q->out, &q->view, &q->arena, &q->scratch);
+			struct http_shared *built = q->out.failed ? NULL : http_shared_new(&q->out);
+			if (!built) {
+				send_buf(q, req, 200); /* answers the out-of-memory error */
+				return;
+			}
+			http_shared_unref(q->conversations);
+			q->conversations = built;
+			q->conversations_gen = q->generation;
+			q->conversations_seq = seq;
+		}
+		add_page_headers(req);
+		http_send_shared(req, 200, q->conversations);
 	} else if ((id = path_id(path, "/api/conversations/", &idlen))) {
 		const struct view_call *c = view_find(&q->view, id, idlen);
 		free(id);
@@ -326,7 +367,7 @@ request_cb(struct evhttp_request *req, void *arg)
 		api_conversation(&q->out, c, &q->arena, &q->scratch);
 		send_buf(q, req, 200);
 	} else if (strcmp(path, "/api/calls") == 0) {
-		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD") || not_modified(q, req, seq))
 			return;
 		api_calls(&q->out, &q->view, q->generation, seq);
 		send_buf(q, req, 200);
@@ -340,6 +381,8 @@ request_cb(struct evhttp_request *req, void *arg)
 			http_send_error(req, 404, "not_found", "call not found", NULL);
 			return;
 		}
+		if (not_modified(q, req, c->changed_seq))
+			return;
 		api_call_detail(&q->out, c, q->generation, seq);
 		send_buf(q, req, 200);
 	} else {
@@ -413,6 +456,7 @@ query_main(const struct config *cfg)
 
 	while (q.resets)
 		pending_remove(&q, q.resets);
+	http_shared_unref(q.conversations);
 	evhttp_free(q.http);
 	event_free(q.doorbell_ev);
 	event_free(q.poll_ev);

@@ -1223,6 +1223,182 @@ def scenario_slow(ctx):
         finish_daemon(d, "slow-body daemon")
 
 
+# --- 11. regressions from the first review --------------------------------------------------------
+
+def scenario_review(ctx):
+    d = new_daemon("review")
+    try:
+        d.start()
+        # A custom credential header on an event that does not echo the assistant object.
+        fx = {f.name: f for f in ctx["fixtures"]}
+        body02 = fx["02-callA-status-ongoing.json"].body
+        r = d.webhook(body02, headers={"X-Clinic-Key": "CustomHeaderToken-4242"})
+        t.eq(r.status, 200, "an event with a custom header is accepted")
+        t.ok(b"CustomHeaderToken-4242" not in d.arena_bytes(),
+             "the custom header's value is not in the arena (only an allowlist of header values is kept)")
+        t.ok("CustomHeaderToken-4242" not in d.stderr_text(), "nor in the log")
+        # The request's secret is scrubbed from every extracted field, not only texts.
+        secret = "HdrSecret-111aaa"
+        ev = {"message": {"timestamp": BASE_TS, "type": "conversation-update",
+                          "call": {"id": "scrub-call", "status": "st-" + secret},
+                          "customer": {"number": "cust-" + secret},
+                          "messages": [{"messageId": "id-" + secret, "role": "user", "text": "says " + secret}]}}
+        d.webhook(jbytes(ev), headers={"x-interactly-secret": secret})
+        d.webhook(jbytes(status_event("scrub-call", "st-" + secret)), headers={"x-interactly-secret": secret})
+        detail = d.call_detail("scrub-call")
+        everything = detail.body + d.conversations_raw() + d.api("/api/calls").body
+        t.ok(secret.encode() not in everything, "the header secret is scrubbed from status, customer and messageId",
+             lambda: detail.body[:400])
+        t.ok(secret.encode() not in d.arena_bytes(), "and from the arena")
+        t.ok(secret.lower() not in d.stderr_text().lower(), "and from the log, in any case")
+        # A status cannot forge a log line or carry terminal escapes.
+        forged = "ok\n2026-12-03 18:00:00.000 master: ERROR forged line\x1b[31mRED\rOVER\u009b2J"
+        d.webhook(jbytes(status_event("inject-call", forged)))
+        # statuses are upper-cased, and cut at 40 characters
+        text = d.wait_for(lambda: "MASTER: ERROR" in d.stderr_text() and d.stderr_text())
+        lines = [l for l in (text or "").split("\n") if "MASTER: ERROR" in l]
+        t.ok(len(lines) == 1 and " ingest: " in lines[0] and not any(l.startswith("2026-12-03 18:00:00.000")
+                                                                       for l in text.split("\n")),
+             "a status with a newline stays on its ingest line: no forged line", lambda: lines)
+        raw = d.stderr_bytes()
+        t.ok(b"\x1b" not in raw and b"\rOVER" not in raw and "\u009b".encode() not in raw,
+             "no ESC, CR or C1 control byte from a payload reaches the log")
+        # A wrong path on the webhook port is logged: a misconfigured platform must be noticed.
+        r = d.webhook(body02, path="/webhook/")
+        t.eq(r.status, 404, "POST /webhook/ is 404")
+        t.ok(d.wait_for(lambda: "404 /webhook/" in d.stderr_text()), "and the 404 is logged with the path",
+             d.stderr_tail)
+        # HEAD: headers and the length, never a body (it would run into the next pipelined answer).
+        for port, what in ((d.wport, "webhook"), (d.dport, "dashboard")):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = b""
+                s.settimeout(5)
+                while True:
+                    c = s.recv(65536)
+                    if not c:
+                        break
+                    data += c
+            finally:
+                s.close()
+            head1, _, rest = data.partition(b"\r\n\r\n")
+            t.ok(b"content-length:" in head1.lower() and rest.startswith(b"HTTP/1.1 200"),
+                 "%s port: HEAD sends Content-Length and no body; the pipelined GET follows intact" % what,
+                 lambda: data[:600])
+        # Ambiguous framing is refused: the way requests are smuggled past a proxy.
+        b = b'{"message":{"type":"hang","call":{"id":"smuggle"}}}'
+        r = H.raw_request(d.wport, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                          % (len(b), len(b) + 10), [b])
+        t.ok(r.status == 400 and "error" in (H.try_json(r.body)[0] or {}), "two Content-Length headers: 400 JSON",
+             repr(r))
+        r = H.raw_request(d.wport, b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" % len(b), [b"%x\r\n%s\r\n0\r\n\r\n" % (len(b), b)])
+        t.eq(r.status, 400, "Content-Length with Transfer-Encoding: 400")
+        t.ok("smuggle" not in d.call_ids(), "and nothing was stored")
+        r = H.raw_request(d.wport, b"TRACE /webhook HTTP/1.1\r\nHost: x\r\n\r\n")
+        v, _ = H.try_json(r.body)
+        t.ok(r.status == 501 and (v or {}).get("code") == "method_not_implemented", "TRACE: 501 with its own JSON error",
+             repr(r))
+        # Conditional requests: an unchanged call list costs a 304.
+        r1 = d.api("/api/calls")
+        etag = r1.header("etag")
+        t.ok(bool(etag), "GET /api/calls carries an ETag")
+        r2 = d.api("/api/calls", headers={"If-None-Match": etag or ""})
+        t.ok(r2.status == 304 and r2.body == b"", "the same ETag gets 304 and no body", repr(r2))
+        d.webhook(jbytes(status_event("etag-call", "queued")))
+        r3 = d.api("/api/calls", headers={"If-None-Match": etag or ""})
+        t.ok(r3.status == 200 and r3.header("etag") != etag, "after a new event: 200 with a new ETag", repr(r3))
+        # Many concurrent /api/conversations share one build.
+        results = []
+
+        def fetch():
+            try:
+                results.append(d.api("/api/conversations", timeout=20).body)
+            except Exception as e:  # noqa: BLE001
+                results.append(e)
+        threads = [threading.Thread(target=fetch) for _ in range(40)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        t.ok(all(isinstance(x, bytes) for x in results) and len(set(results)) == 1,
+             "40 concurrent /api/conversations all answered, identically", lambda: [type(x) for x in results][:5])
+        # An ended call that gets a later non-terminal status still shows its terminal status.
+        d.webhook(jbytes(status_event("late-call", "finished", ts=BASE_TS)))
+        d.webhook(jbytes(status_event("late-call", "ongoing", ts=BASE_TS + 5000)))
+        k = d.call_detail("late-call").json()
+        t.ok(k["ended"] is True and k["status"] == "finished", "an ended call keeps showing finished", repr(k)[:300])
+        # An event that changes nothing does not move its call to the top of the list.
+        d.webhook(jbytes(status_event("order-top", "queued")))
+        d.webhook(fx["80-unknown-event-type.json"].body)  # call A (known from file 02): no change
+        t.eq(d.calls()["calls"][0]["id"], "order-top", "an unknown event type for call A does not move A to the top")
+    finally:
+        finish_daemon(d, "review daemon")
+
+    # SIGTERM while webhooks are on their way: every request already sent is answered.
+    d = new_daemon("drain")
+    try:
+        d.start()
+        socks = []
+        for i in range(20):
+            s = socket.create_connection(("127.0.0.1", d.wport), timeout=10)
+            b = jbytes(status_event("drain-%d" % i, "queued"))
+            s.sendall(H.webhook_head(d.wport, len(b)) + b)
+            socks.append(s)
+        d.proc.send_signal(signal.SIGTERM)
+        codes = []
+        for s in socks:
+            try:
+                status, _h, _b = H._read_response(s, time.monotonic() + 10)
+                codes.append(status)
+            except Exception as e:  # noqa: BLE001
+                codes.append(repr(e))
+            finally:
+                s.close()
+        t.eq(codes, [200] * 20, "20 webhooks sent just before SIGTERM are all answered 200")
+        rc = d.proc.wait(15)
+        t.eq(rc, 0, "and the daemon still exits 0")
+        d2 = H.Daemon(BINARY, d.dir, arena=d.arena)
+        d2.start()
+        try:
+            ids = d2.call_ids()
+            t.eq(sorted(i for i in ids if i.startswith("drain-")), sorted("drain-%d" % i for i in range(20)),
+                 "and all 20 are stored")
+        finally:
+            finish_daemon(d2, "drain restart daemon")
+    finally:
+        if d.alive():
+            finish_daemon(d, "drain daemon")
+
+    # Out of descriptors: the daemon pauses accepting instead of flooding the log, and recovers.
+    import resource
+
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    d = new_daemon("emfile")
+    try:
+        d.wport, d.dport = H.free_ports(2)
+        with open(d.stderr_path, "ab") as err:
+            d.proc = subprocess.Popen(d.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                      env=H.clean_env(None), close_fds=True, preexec_fn=low_fds)
+        H.LIVE.add(d)
+        d.wait_ready()
+        held = []
+        for _ in range(150):
+            held.append(socket.create_connection(("127.0.0.1", d.wport), timeout=5))
+        time.sleep(1.5)
+        lines = d.stderr_text().count("\n")
+        for s in held:
+            s.close()
+        t.ok(lines < 40, "150 held connections with 64 descriptors: %d log lines, not a flood" % lines, d.stderr_tail)
+        r = d.wait_for(lambda: d.webhook(jbytes(status_event("after-emfile", "queued")), timeout=5), timeout=5)
+        t.ok(r is not None and r.status == 200, "and webhooks are served again once descriptors are free", repr(r))
+    finally:
+        finish_daemon(d, "emfile daemon")
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 def main():
@@ -1277,6 +1453,7 @@ def main():
         scenario("7 reset", scenario_reset, ctx)
         scenario("9 SIGTERM in flight", scenario_inflight, ctx)
         scenario("10 slow body", scenario_slow, ctx)
+        scenario("11 review regressions", scenario_review, ctx)
     finally:
         H.kill_all_live()
         signal.alarm(0)

@@ -205,8 +205,6 @@ START_TEST(test_redaction)
 	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"secret\": \"[redacted]\"", 22));
 	/* header names stay, values go */
 	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"Authorization\": \"[redacted]\"", 29));
-	ck_assert_int_eq(h.res.nredact_headers, 1);
-	ck_assert_str_eq(h.res.redact_headers[0], "Authorization");
 	/* the redacted body is still one valid JSON document */
 	struct json_doc d;
 	ck_assert_int_eq(json_parse(&d, h.body.data, h.body.len, NULL), JSON_OK);
@@ -238,7 +236,6 @@ START_TEST(test_short_secret_redacted_in_place_only)
 	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"X-Key\":\"[redacted]\""));
 	ck_assert_ptr_nonnull(strstr(buf_cstr(&h.body), "\"text\":\"yes\""));
 	ck_assert_str_eq(view_find(&h.v, "S", 1)->msg[0].text, "yes");
-	ck_assert_str_eq(h.res.redact_headers[0], "X-Key");
 	/* secret-like keys anywhere, any case, any value type */
 	const char *b2 = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"S\",\"status\":\"ongoing\","
 	                 "\"metadata\":{\"API_KEY\":12345,\"Password\":[\"a\",\"b\"]}}}}";
