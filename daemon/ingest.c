@@ -34,6 +34,7 @@
 /* On SIGTERM, webhooks already on their way are still answered: ingest stops once no request has
  * arrived for INGEST_DRAIN_QUIET_MS, or after INGEST_DRAIN_MAX_MS at most. An event the platform
  * sent just before a restart is otherwise reset with the connection and never sent again. */
+#define INGEST_EVICTION_LOG_MS 60000 /* at most one "arena full" line per minute */
 #define RAW_META_SLACK 4096 /* a raw record's metadata beyond the request headers themselves */
 #define INGEST_DRAIN_QUIET_MS 150
 #define INGEST_DRAIN_MAX_MS 2000
@@ -61,6 +62,7 @@ struct ingest {
 	struct event *doorbell_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev, *drain_ev;
 	struct log_limit refusal_limit;
 	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
+	uint64_t evicted_logged[ARENA_RINGS], eviction_log_ms[ARENA_RINGS];
 	bool doorbell_pending;
 };
 
@@ -163,6 +165,27 @@ build_meta(struct ingest *g, struct evhttp_request *req, const struct event_secr
 		json_write_cstr(b, secret ? EVENT_REDACTED : h->value);
 	}
 	buf_adds(b, "}}");
+}
+
+/* The arena is bounded: when it is full the oldest records are overwritten. That must be visible. */
+static void
+note_evictions(struct ingest *g)
+{
+	uint64_t now = worker_monotonic_ns() / 1000000;
+	for (int r = 0; r < ARENA_RINGS; r++) {
+		uint64_t n = atomic_load_explicit(&g->arena.ctl->ring[r].evicted, memory_order_relaxed);
+		if (n == g->evicted_logged[r] || (g->eviction_log_ms[r] && now - g->eviction_log_ms[r] < INGEST_EVICTION_LOG_MS))
+			continue;
+		if (r == ARENA_FACTS)
+			log_msg(LOG_WARNING, "arena full: %" PRIu64 " oldest events overwritten so far (%" PRIu64
+			                     " since the last report); calls whose events were overwritten leave the dashboard",
+			        n, n - g->evicted_logged[r]);
+		else
+			log_msg(LOG_NOTICE, "raw ring full: %" PRIu64 " oldest raw bodies overwritten so far (their facts are kept)",
+			        n);
+		g->evicted_logged[r] = n;
+		g->eviction_log_ms[r] = now;
+	}
 }
 
 static void
@@ -269,6 +292,7 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		return;
 	}
 	arena_publish(&g->arena);
+	note_evictions(g);
 	arena_count(&g->arena, ARENA_C_EVENTS, 1);
 	arena_count(&g->arena, ARENA_C_RAW_BYTES, g->body.len);
 	if (r.repairs)
@@ -428,6 +452,8 @@ ingest_main(const struct config *cfg)
 		log_msg(LOG_WARNING, "arena recovery: %s", why);
 	view_init(&g.view);
 	event_builder_init(&g.eb);
+	for (int r = 0; r < ARENA_RINGS; r++)
+		g.evicted_logged[r] = atomic_load_explicit(&g.arena.ctl->ring[r].evicted, memory_order_relaxed);
 	rebuild_view(&g);
 
 	/* Every accepted body must fit its raw record (DESIGN: every event's raw body is kept). */
