@@ -33,7 +33,7 @@
     async request(url, options) {
       const res = await fetch(url, Object.assign({
         credentials: 'same-origin',
-        cache: 'no-store',
+        cache: 'no-cache', // revalidate every time: an unchanged list comes back as a bodyless 304
         headers: { Accept: 'application/json' },
       }, options || {}));
       let body = null;

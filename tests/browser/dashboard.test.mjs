@@ -161,7 +161,7 @@ async function main() {
   const work = await mkdtemp(join(tmpdir(), 'liveevents-browser-'));
   const shots = process.env.KEEP_SCREENSHOTS_DIR || join(work, 'screenshots');
   await mkdir(shots, { recursive: true });
-  const expected = JSON.parse(await readFile(join(fixtures, 'expected.json'), 'utf8'));
+  const expected = JSON.parse(await readFile(join(repo, 'tests', 'expected', 'expected.json'), 'utf8'));
 
   const daemon = new Daemon(BIN, {
     webhookPort: await freePort(),
@@ -175,6 +175,7 @@ async function main() {
   const unexpectedDialogs = [];
   const resetDialogs = [];
   const apiBodies = [];
+  const apiStatuses = [];
   let dialogMode = 'unexpected';   // 'dismiss' | 'accept' during the reset checks
   let expectNetworkErrors = false;
 
@@ -211,6 +212,12 @@ async function main() {
     page.on('response', async (r) => {
       const url = r.url();
       if (!url.startsWith(daemon.dashUrl)) return;
+      if (/\/api\/calls$/.test(url)) {
+        // What went over the wire: the page sees a 304 revalidation as 200 from its cache.
+        const inm = (await r.request().allHeaders())['if-none-match'];
+        const sizes = await r.request().sizes().catch(() => null);
+        apiStatuses.push({ url, at: Date.now(), inm, etag: r.headers().etag, bodyBytes: sizes && sizes.responseBodySize });
+      }
       try {
         apiBodies.push({ url, body: await r.text() });
       } catch (_) {
@@ -487,6 +494,16 @@ async function main() {
     await until('A selected', () => probe(page), (p) => p.headId === CALL_A && p.bubbles.length === 7).catch(() => {});
     await page.screenshot({ path: join(shots, '05-call-A-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
+
+    await tap.check('an idle dashboard polls with conditional requests: unchanged lists come back as 304', async () => {
+      const since = Date.now();
+      await page.waitForTimeout(2500);
+      const polls = apiStatuses.filter((x) => x.at >= since);
+      assert(polls.length >= 2, `only ${polls.length} polls in 2.5 s`);
+      assert(polls.every((x) => x.inm && x.inm === x.etag && x.bodyBytes === 0),
+        `not revalidated for free: ${JSON.stringify(polls)}`);
+      tap.comment(`${polls.length} idle polls, each revalidated with If-None-Match and answered without a body`);
+    });
 
     await tap.check('the redacted secrets of fixture 01 appear nowhere in the page or in API answers it fetched', async () => {
       const pageText = await page.evaluate(() => document.documentElement.outerHTML + '\n' + document.body.innerText +

@@ -1432,7 +1432,7 @@ def main():
     signal.alarm(300)
     ctx = {}
     try:
-        with open(os.path.join(FIXDIR, "expected.json"), encoding="utf-8") as f:
+        with open(os.path.join(SRCDIR, "tests", "expected", "expected.json"), encoding="utf-8") as f:
             ctx["expected"] = json.load(f)
         ctx["fixtures"] = load_fixtures()
         t.ok(len([f for f in ctx["fixtures"] if not f.malformed]) > 40 and any(f.malformed for f in ctx["fixtures"]),
