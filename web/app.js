@@ -592,7 +592,7 @@
     head.append(el('h3', 'panel-title', 'End-of-call report'));
     if (str(r.successEvaluation)) {
       const chip = el('span', 'eval tone-' + evalTone(r.successEvaluation), r.successEvaluation);
-      chip.title = 'success evaluation';
+      chip.title = 'success evaluation: ' + r.successEvaluation;
       head.append(chip);
     }
     box.append(head);
