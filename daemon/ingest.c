@@ -52,6 +52,7 @@ static const char *const plain_headers[] = {
 
 struct ingest {
 	const struct config *cfg;
+	struct worker_loop loop;
 	struct event_base *base;
 	struct evhttp *http;
 	struct arena arena;
@@ -59,7 +60,7 @@ struct ingest {
 	struct event_builder eb;
 	struct json_limits lim;
 	struct buf fact, body, meta, raw, line, scratch;
-	struct event *doorbell_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev, *drain_ev;
+	struct event *doorbell_ev, *ctl_ev, *drain_ev;
 	struct log_limit refusal_limit;
 	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
 	uint64_t evicted_logged[ARENA_RINGS], eviction_log_ms[ARENA_RINGS];
@@ -401,14 +402,10 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+heartbeat(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct ingest *g = arg;
 	arena_heartbeat(&g->arena);
-	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_HEARTBEAT, .pid = (uint32_t)getpid() };
-	worker_send(WORKER_FD_MASTER, &m);
 }
 
 static void
@@ -423,10 +420,8 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-term_cb(evutil_socket_t sig, short what, void *arg)
+stop(void *arg)
 {
-	(void)sig;
-	(void)what;
 	struct ingest *g = arg;
 	if (g->stop_ms)
 		return;
@@ -443,7 +438,6 @@ ingest_main(const struct config *cfg)
 	g.cfg = cfg;
 	g.lim.max_depth = cfg->json_max_depth;
 	g.lim.max_tokens = cfg->json_max_tokens;
-	signal(SIGPIPE, SIG_IGN);
 	if (arena_map(&g.arena, WORKER_FD_ARENA, true, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "cannot map the arena: %s", err);
 		return 1;
@@ -463,31 +457,22 @@ ingest_main(const struct config *cfg)
 		max_body = (size_t)raw_room;
 		log_msg(LOG_WARNING, "--max-body lowered to %zu bytes: the largest raw record this arena holds", max_body);
 	}
-	g.base = event_base_new();
-	g.http = g.base ? http_server_new(g.base, WORKER_FD_LISTEN, max_body, cfg->max_headers,
-	                                  cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
-	                : NULL;
+	g.http = worker_loop_init(&g.loop, heartbeat, stop, &g) == 0
+	                 ? http_server_new(g.loop.base, WORKER_FD_LISTEN, max_body, cfg->max_headers,
+	                                   cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
+	                 : NULL;
+	g.base = g.loop.base;
 	if (!g.http) {
 		log_msg(LOG_ERR, "cannot serve on the webhook socket");
 		return 1;
 	}
 	g.doorbell_ev = event_new(g.base, -1, 0, doorbell_cb, &g);
 	g.ctl_ev = event_new(g.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &g);
-	g.hb_ev = event_new(g.base, -1, EV_PERSIST, heartbeat_cb, &g);
-	g.term_ev = evsignal_new(g.base, SIGTERM, term_cb, &g);
 	g.drain_ev = event_new(g.base, -1, EV_PERSIST, drain_cb, &g);
-	g.int_ev = evsignal_new(g.base, SIGINT, term_cb, &g);
-	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
 	event_add(g.ctl_ev, NULL);
-	event_add(g.hb_ev, &hb);
-	event_add(g.term_ev, NULL);
-	event_add(g.int_ev, NULL);
-
-	struct ctl_msg ready = { .magic = CTL_MAGIC, .type = CTL_READY, .pid = (uint32_t)getpid() };
-	worker_send(WORKER_FD_MASTER, &ready);
 	log_msg(LOG_INFO, "accepting webhooks (%" PRIu64 " events stored, %zu calls)",
 	        arena_head(&g.arena, ARENA_FACTS) - arena_tail(&g.arena, ARENA_FACTS), g.view.ncalls);
-	event_base_dispatch(g.base);
+	worker_loop_run(&g.loop);
 
 	/* A clean stop: make a file-backed arena durable before exiting. */
 	if (g.arena.file_backed)
@@ -495,11 +480,8 @@ ingest_main(const struct config *cfg)
 	evhttp_free(g.http);
 	event_free(g.doorbell_ev);
 	event_free(g.ctl_ev);
-	event_free(g.hb_ev);
-	event_free(g.term_ev);
-	event_free(g.int_ev);
 	event_free(g.drain_ev);
-	event_base_free(g.base);
+	worker_loop_free(&g.loop);
 	view_clear(&g.view);
 	event_builder_free(&g.eb);
 	arena_unmap(&g.arena);

@@ -44,6 +44,7 @@ struct pending_reset {
 
 struct query {
 	const struct config *cfg;
+	struct worker_loop loop;
 	struct event_base *base;
 	struct evhttp *http;
 	struct arena arena;
@@ -53,7 +54,7 @@ struct query {
 	uint64_t pruned_tail; /* tail at the last prune */
 	uint64_t overruns, corrupt;
 	struct buf out, scratch;
-	struct event *doorbell_ev, *poll_ev, *ctl_ev, *hb_ev, *term_ev, *int_ev;
+	struct event *doorbell_ev, *poll_ev, *ctl_ev;
 	struct pending_reset *resets;
 	uint64_t next_reset_id;
 	/* The full /api/conversations answer for one committed state, shared by every request that
@@ -393,32 +394,12 @@ request_cb(struct evhttp_request *req, void *arg)
 
 /* --- lifecycle ------------------------------------------------------------------------------------ */
 
-static void
-heartbeat_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_HEARTBEAT, .pid = (uint32_t)getpid() };
-	worker_send(WORKER_FD_MASTER, &m);
-}
-
-static void
-term_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)sig;
-	(void)what;
-	struct query *q = arg;
-	event_base_loopexit(q->base, NULL);
-}
-
 int
 query_main(const struct config *cfg)
 {
 	static struct query q;
 	char err[256];
 	q.cfg = cfg;
-	signal(SIGPIPE, SIG_IGN);
 	if (arena_map(&q.arena, WORKER_FD_ARENA, false, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "cannot map the arena: %s", err);
 		return 1;
@@ -426,10 +407,11 @@ query_main(const struct config *cfg)
 	view_init(&q.view);
 	sync_arena(&q);
 
-	q.base = event_base_new();
-	q.http = q.base ? http_server_new(q.base, WORKER_FD_LISTEN, QUERY_MAX_BODY, cfg->max_headers,
-	                                  cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
-	                : NULL;
+	q.http = worker_loop_init(&q.loop, NULL, NULL, &q) == 0
+	                 ? http_server_new(q.loop.base, WORKER_FD_LISTEN, QUERY_MAX_BODY, cfg->max_headers,
+	                                   cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
+	                 : NULL;
+	q.base = q.loop.base;
 	if (!q.http) {
 		log_msg(LOG_ERR, "cannot serve on the dashboard socket");
 		return 1;
@@ -437,22 +419,12 @@ query_main(const struct config *cfg)
 	q.doorbell_ev = event_new(q.base, WORKER_FD_DOORBELL, EV_READ | EV_PERSIST, doorbell_cb, &q);
 	q.poll_ev = event_new(q.base, -1, EV_PERSIST, poll_cb, &q);
 	q.ctl_ev = event_new(q.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &q);
-	q.hb_ev = event_new(q.base, -1, EV_PERSIST, heartbeat_cb, &q);
-	q.term_ev = evsignal_new(q.base, SIGTERM, term_cb, &q);
-	q.int_ev = evsignal_new(q.base, SIGINT, term_cb, &q);
 	struct timeval poll = { WORKER_SAFETY_POLL_MS / 1000, (WORKER_SAFETY_POLL_MS % 1000) * 1000 };
-	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
 	event_add(q.doorbell_ev, NULL);
 	event_add(q.poll_ev, &poll);
 	event_add(q.ctl_ev, NULL);
-	event_add(q.hb_ev, &hb);
-	event_add(q.term_ev, NULL);
-	event_add(q.int_ev, NULL);
-
-	struct ctl_msg ready = { .magic = CTL_MAGIC, .type = CTL_READY, .pid = (uint32_t)getpid() };
-	worker_send(WORKER_FD_MASTER, &ready);
 	log_msg(LOG_INFO, "serving the dashboard (%zu calls)", q.view.ncalls);
-	event_base_dispatch(q.base);
+	worker_loop_run(&q.loop);
 
 	while (q.resets)
 		pending_remove(&q, q.resets);
@@ -461,10 +433,7 @@ query_main(const struct config *cfg)
 	event_free(q.doorbell_ev);
 	event_free(q.poll_ev);
 	event_free(q.ctl_ev);
-	event_free(q.hb_ev);
-	event_free(q.term_ev);
-	event_free(q.int_ev);
-	event_base_free(q.base);
+	worker_loop_free(&q.loop);
 	view_clear(&q.view);
 	arena_unmap(&q.arena);
 	buf_free(&q.out);

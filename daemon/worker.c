@@ -4,8 +4,12 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 uint64_t
 worker_monotonic_ns(void)
@@ -31,4 +35,71 @@ worker_recv(int fd, struct ctl_msg *m)
 	if (n != (ssize_t)sizeof(*m) || m->magic != CTL_MAGIC)
 		return -1;
 	return 1;
+}
+
+static void
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker_loop *w = arg;
+	if (w->on_heartbeat)
+		w->on_heartbeat(w->arg);
+	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_HEARTBEAT, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &m);
+}
+
+static void
+stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct worker_loop *w = arg;
+	if (w->on_stop)
+		w->on_stop(w->arg);
+	else
+		event_base_loopexit(w->base, NULL);
+}
+
+int
+worker_loop_init(struct worker_loop *w, void (*on_heartbeat)(void *), void (*on_stop)(void *), void *arg)
+{
+	signal(SIGPIPE, SIG_IGN);
+	w->on_heartbeat = on_heartbeat;
+	w->on_stop = on_stop;
+	w->arg = arg;
+	w->base = event_base_new();
+	if (!w->base)
+		return -1;
+	w->hb = event_new(w->base, -1, EV_PERSIST, heartbeat_cb, w);
+	w->term = evsignal_new(w->base, SIGTERM, stop_cb, w);
+	w->intr = evsignal_new(w->base, SIGINT, stop_cb, w);
+	if (!w->hb || !w->term || !w->intr)
+		return -1;
+	struct timeval hb = { WORKER_HEARTBEAT_MS / 1000, (WORKER_HEARTBEAT_MS % 1000) * 1000 };
+	event_add(w->hb, &hb);
+	event_add(w->term, NULL);
+	event_add(w->intr, NULL);
+	return 0;
+}
+
+void
+worker_loop_run(struct worker_loop *w)
+{
+	struct ctl_msg ready = { .magic = CTL_MAGIC, .type = CTL_READY, .pid = (uint32_t)getpid() };
+	worker_send(WORKER_FD_MASTER, &ready);
+	event_base_dispatch(w->base);
+}
+
+void
+worker_loop_free(struct worker_loop *w)
+{
+	if (w->hb)
+		event_free(w->hb);
+	if (w->term)
+		event_free(w->term);
+	if (w->intr)
+		event_free(w->intr);
+	if (w->base)
+		event_base_free(w->base);
 }

@@ -43,6 +43,22 @@ struct ctl_msg {
 	uint32_t pid;
 };
 
+/* What both workers' event loops share: the heartbeat to the master, SIGTERM/SIGINT, and the ready
+ * message once they serve. */
+struct event_base;
+struct event;
+struct worker_loop {
+	struct event_base *base;
+	struct event *hb, *term, *intr;
+	void (*on_heartbeat)(void *arg); /* may be NULL */
+	void (*on_stop)(void *arg);      /* may be NULL: the loop simply ends */
+	void *arg;
+};
+int worker_loop_init(struct worker_loop *w, void (*on_heartbeat)(void *), void (*on_stop)(void *), void *arg);
+/* Reports ready to the master, then runs until the loop is ended. */
+void worker_loop_run(struct worker_loop *w);
+void worker_loop_free(struct worker_loop *w);
+
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);
 /* Sends one message; 0 or -1 (the channel is non-blocking). */
