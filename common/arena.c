@@ -559,6 +559,24 @@ arena_next_seq(const struct arena *a, enum arena_ring_id r)
 }
 
 uint64_t
+arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, uint64_t nrec)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	const struct arena_ring_ctl *rc = &a->ctl->ring[r];
+	uint64_t seq = ring->pend_head_seq, dhead = ring->pend_data_head;
+	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_relaxed);
+	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_relaxed);
+	/* The same conditions arena_append applies, for all the records at once. */
+	while (seq + nrec - tail > ring->slot_count || dhead + bytes - dtail > ring->data_size) {
+		if (tail == seq)
+			return seq;
+		tail++;
+		dtail = tail == seq ? dhead : ring->slots[tail & ring->slot_mask].pos;
+	}
+	return tail;
+}
+
+uint64_t
 arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flags, uint64_t ref,
              const struct iovec *iov, int iovcnt)
 {

@@ -98,6 +98,9 @@ enum arena_counter {
 	ARENA_C_RESETS,         /* DELETE /api/conversations carried out */
 	ARENA_C_RAW_BYTES,      /* raw body bytes committed */
 	ARENA_C_RAW_DROPPED,    /* raw bodies too large for the raw ring (facts kept) */
+	ARENA_C_SNAPSHOTS,      /* live calls re-appended whole before their oldest record was overwritten */
+	ARENA_C_CALLS_EVICTED,  /* calls (ended or idle) that left the arena whole, oldest first */
+	ARENA_C_LIVE_DROPPED,   /* live calls that could not be kept: the arena is too small for them */
 	ARENA_NCOUNTERS_USED,
 	ARENA_NCOUNTERS = 24
 };
@@ -253,6 +256,9 @@ uint64_t arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint
                       const struct iovec *iov, int iovcnt);
 /* The sequence number the next append to ring r will get. */
 uint64_t arena_next_seq(const struct arena *a, enum arena_ring_id r);
+/* The tail ring r will have after appending nrec more records of bytes aligned bytes in all (see
+ * ARENA_ALIGN): every record below it would be overwritten. Nothing is changed. */
+uint64_t arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, uint64_t nrec);
 /* Forgets appends not yet published (their space is simply reused). */
 void arena_rollback(struct arena *a);
 /* Publishes everything appended so far (raw ring first, then facts): the commit point. */

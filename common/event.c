@@ -570,8 +570,13 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 		}
 		build_extra(d, m, &extra);
 		scrub(eb, &extra, x->sec);
-		event_enc_message(enc, iflags, ts, key, key_len, role, strlen(role), text.data ? text.data : "",
-		                  text.len, extra.data ? extra.data : "", extra.len);
+		struct event_msg_item mi = {
+			.iflags = iflags, .ts = ts, .evt_ts = evt_ts, .updated = EVENT_ORIGIN_SELF, .key = key,
+			.key_len = key_len, .role = role,
+			.role_len = strlen(role), .text = text.data ? text.data : "", .text_len = text.len,
+			.extra = extra.data, .extra_len = extra.len,
+		};
+		event_enc_message(enc, &mi);
 		/* The log shows the latest message that says something. */
 		if (text.len || !x->res->role[0]) {
 			strcpy(x->res->role, role);
@@ -666,7 +671,8 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 
 	struct event_enc enc;
 	buf_reset(fact);
-	event_enc_begin(&enc, fact, type, flags, res->ts, res->type_name, strlen(res->type_name), res->call_id,
+	/* The call's base is the writer's to set, once it knows where the record will go. */
+	event_enc_begin(&enc, fact, type, flags, res->ts, 0, res->type_name, strlen(res->type_name), res->call_id,
 	                strlen(res->call_id));
 	if (flags & EVENT_F_UNATTRIBUTED) {
 		res->flags = flags;
@@ -726,4 +732,42 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		return -1;
 	event_enc_set_flags(fact, flags);
 	return body_out->failed ? -1 : 0;
+}
+
+int
+event_snapshot(struct buf *b, const struct view_call *c, uint64_t self_seq)
+{
+	struct event_enc e;
+	buf_reset(b);
+	event_enc_begin(&e, b, EVENT_NONE, EVENT_F_SNAPSHOT, EVENT_TS_NONE, self_seq, "", 0, c->id, c->id_len);
+	event_enc_callmeta(&e, c->first_seq, c->first_ns, c->changed_seq, c->changed_ns);
+	if (c->customer)
+		event_enc_callinfo(&e, c->customer, strlen(c->customer));
+	for (size_t i = 0; i < c->nst; i++) {
+		e.origin = c->st[i].seq;
+		event_enc_status(&e, c->st[i].ts, c->st[i].status, strlen(c->st[i].status));
+	}
+	for (size_t i = 0; i < c->nmsg; i++) {
+		const struct view_msg *m = &c->msg[i];
+		e.origin = m->seq;
+		struct event_msg_item mi = {
+			.ts = m->ts, .evt_ts = m->evt_ts, .updated = m->upd_seq, .key = m->key, .key_len = m->key_len,
+			.role = m->role, .role_len = strlen(m->role), .text = m->text, .text_len = m->text_len,
+			.extra = m->extra, .extra_len = m->extra_len,
+		};
+		event_enc_message(&e, &mi);
+	}
+	if (c->report) {
+		e.origin = c->report_seq;
+		event_enc_report(&e, c->report, strlen(c->report));
+	}
+	for (size_t i = 0; i < c->nalert; i++) {
+		e.origin = c->alert[i].seq;
+		const char *d = c->alert[i].details ? c->alert[i].details : "";
+		event_enc_alert(&e, c->alert[i].type, c->alert[i].ts, d, strlen(d));
+	}
+	e.origin = EVENT_ORIGIN_SELF;
+	if (c->nraw)
+		event_enc_rawrefs(&e, c->raw, (uint32_t)(c->nraw > UINT32_MAX ? UINT32_MAX : c->nraw));
+	return event_enc_end(&e) ? 0 : -1;
 }

@@ -85,6 +85,10 @@ void event_secrets_clear(struct event_secrets *s);
 int event_build(struct event_builder *eb, const struct json_doc *doc, const char *orig, const struct view *v,
                 struct event_secrets *sec, struct buf *fact, struct buf *body_out, struct event_result *res);
 
+/* Encodes call c's whole state as a snapshot record whose own sequence number will be self_seq
+ * (it becomes the call's new base). Readers applying it replace the call's state with it. */
+int event_snapshot(struct buf *b, const struct view_call *c, uint64_t self_seq);
+
 /* Reads a timestamp token: a number in seconds, milliseconds (possibly fractional), microseconds or
  * nanoseconds since the epoch, a string of digits, or an ISO-8601 string. False when absent or
  * implausible (outside [EVENT_TS_MIN, EVENT_TS_MAX]). */

@@ -75,16 +75,22 @@ put_str(struct buf *b, const char *s, size_t n)
 	put_u8(b, 0);
 }
 
+/* Byte offsets of the fixed header fields that may be rewritten after encoding. */
+#define FACT_FLAGS_OFF 2
+#define FACT_CALL_BASE_OFF 12
+
 void
 event_enc_begin(struct event_enc *e, struct buf *b, enum event_type type, uint16_t flags, int64_t ts,
-                const char *type_name, size_t type_len, const char *call_id, size_t call_len)
+                uint64_t call_base, const char *type_name, size_t type_len, const char *call_id, size_t call_len)
 {
 	e->b = b;
 	e->nitems = 0;
+	e->origin = EVENT_ORIGIN_SELF;
 	put_u8(b, EVENT_RECORD_VERSION);
 	put_u8(b, (uint8_t)type);
 	put_u16(b, flags);
 	put_i64(b, ts);
+	buf_add(b, &call_base, 8);
 	put_str(b, type_name, type_len);
 	put_str(b, call_id, call_len);
 	e->nitems_off = b->len;
@@ -92,6 +98,19 @@ event_enc_begin(struct event_enc *e, struct buf *b, enum event_type type, uint16
 }
 
 /* Each item: header with a length patched once the body is written. */
+/* On disk a sequence number is stored plus one, so that 0 can mean "none" even for sequence 0. */
+static uint64_t
+seq_put(uint64_t v)
+{
+	return v == EVENT_ORIGIN_SELF ? 0 : v + 1;
+}
+
+static uint64_t
+seq_get(uint64_t v)
+{
+	return v == 0 ? EVENT_ORIGIN_SELF : v - 1;
+}
+
 static size_t
 item_begin(struct event_enc *e, enum event_item_kind kind, uint8_t iflags)
 {
@@ -100,6 +119,8 @@ item_begin(struct event_enc *e, enum event_item_kind kind, uint8_t iflags)
 	put_u16(e->b, 0);
 	size_t off = e->b->len;
 	put_u32(e->b, 0);
+	uint64_t o = seq_put(e->origin);
+	buf_add(e->b, &o, 8);
 	return off;
 }
 
@@ -108,7 +129,7 @@ item_end(struct event_enc *e, size_t len_off)
 {
 	if (e->b->failed)
 		return;
-	uint64_t body = e->b->len - len_off - 4;
+	uint64_t body = e->b->len - len_off - 4 - 8;
 	if (body > UINT32_MAX) {
 		e->b->failed = true;
 		return;
@@ -128,15 +149,36 @@ event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len
 }
 
 void
-event_enc_message(struct event_enc *e, uint8_t iflags, int64_t ts, const char *key, size_t key_len, const char *role,
-                  size_t role_len, const char *text, size_t text_len, const char *extra, size_t extra_len)
+event_enc_message(struct event_enc *e, const struct event_msg_item *m)
 {
-	size_t off = item_begin(e, EVENT_ITEM_MESSAGE, iflags);
-	put_i64(e->b, ts);
-	put_str(e->b, key, key_len);
-	put_str(e->b, role, role_len);
-	put_str(e->b, text, text_len);
-	put_str(e->b, extra, extra_len);
+	size_t off = item_begin(e, EVENT_ITEM_MESSAGE, m->iflags);
+	put_i64(e->b, m->ts);
+	put_i64(e->b, m->evt_ts);
+	uint64_t u = seq_put(m->updated);
+	buf_add(e->b, &u, 8);
+	put_str(e->b, m->key, m->key_len);
+	put_str(e->b, m->role, m->role_len);
+	put_str(e->b, m->text, m->text_len);
+	put_str(e->b, m->extra ? m->extra : "", m->extra ? m->extra_len : 0);
+	item_end(e, off);
+}
+
+void
+event_enc_rawrefs(struct event_enc *e, const uint64_t *seqs, uint32_t n)
+{
+	size_t off = item_begin(e, EVENT_ITEM_RAWREFS, 0);
+	put_u32(e->b, n);
+	buf_add(e->b, seqs, (size_t)n * 8);
+	item_end(e, off);
+}
+
+void
+event_enc_callmeta(struct event_enc *e, uint64_t first_seq, uint64_t first_ns, uint64_t changed_seq,
+                   uint64_t changed_ns)
+{
+	size_t off = item_begin(e, EVENT_ITEM_CALLMETA, 0);
+	uint64_t v[4] = { first_seq, first_ns, changed_seq, changed_ns };
+	buf_add(e->b, v, sizeof(v));
 	item_end(e, off);
 }
 
@@ -178,8 +220,24 @@ event_enc_end(struct event_enc *e)
 void
 event_enc_set_flags(struct buf *b, uint16_t flags)
 {
-	if (b->len >= 4)
-		memcpy(b->data + 2, &flags, 2);
+	if (b->len >= FACT_FLAGS_OFF + 2)
+		memcpy(b->data + FACT_FLAGS_OFF, &flags, 2);
+}
+
+void
+event_enc_set_call_base(struct buf *b, uint64_t call_base)
+{
+	if (b->len >= FACT_CALL_BASE_OFF + 8)
+		memcpy(b->data + FACT_CALL_BASE_OFF, &call_base, 8);
+}
+
+uint64_t
+event_item_ref(const struct event_item *it, uint32_t i)
+{
+	uint64_t v = UINT64_MAX;
+	if (i < it->nrefs)
+		memcpy(&v, it->refs + (size_t)i * 8, 8);
+	return v;
 }
 
 void
@@ -239,6 +297,17 @@ get_u32(struct cur *c)
 	return v;
 }
 
+static uint64_t
+get_u64(struct cur *c)
+{
+	uint64_t v = 0;
+	if (need(c, 8)) {
+		memcpy(&v, c->p, 8);
+		c->p += 8;
+	}
+	return v;
+}
+
 static int64_t
 get_i64(struct cur *c)
 {
@@ -277,6 +346,7 @@ event_fact_decode(const void *payload, size_t len, struct event_fact *f)
 	uint8_t type = get_u8(&c);
 	f->flags = get_u16(&c);
 	f->ts = get_i64(&c);
+	f->call_base = get_u64(&c);
 	f->type_name = get_str(&c);
 	f->call_id = get_str(&c);
 	f->nitems = get_u32(&c);
@@ -301,6 +371,7 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 		uint8_t iflags = get_u8(&c);
 		(void)get_u16(&c);
 		uint32_t blen = get_u32(&c);
+		uint64_t origin = seq_get(get_u64(&c));
 		if (c.bad || !need(&c, blen))
 			return -1;
 		struct cur body = { c.p, c.p + blen, false };
@@ -308,6 +379,7 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 		memset(it, 0, sizeof(*it));
 		it->kind = (enum event_item_kind)kind;
 		it->iflags = iflags;
+		it->origin = origin;
 		it->ts = EVENT_TS_NONE;
 		switch (kind) {
 		case EVENT_ITEM_STATUS:
@@ -316,6 +388,8 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 			break;
 		case EVENT_ITEM_MESSAGE:
 			it->ts = get_i64(&body);
+			it->evt_ts = get_i64(&body);
+			it->updated = seq_get(get_u64(&body));
 			it->a = get_str(&body);
 			it->b = get_str(&body);
 			it->c = get_str(&body);
@@ -329,6 +403,19 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 			it->alert_type = get_u8(&body);
 			it->ts = get_i64(&body);
 			it->a = get_str(&body);
+			break;
+		case EVENT_ITEM_RAWREFS:
+			it->nrefs = get_u32(&body);
+			if (!body.bad && (size_t)(body.end - body.p) / 8 < it->nrefs)
+				return -1;
+			it->refs = body.p;
+			body.p += (size_t)it->nrefs * 8;
+			break;
+		case EVENT_ITEM_CALLMETA:
+			it->first_seq = get_u64(&body);
+			it->first_ns = get_u64(&body);
+			it->changed_seq = get_u64(&body);
+			it->changed_ns = get_u64(&body);
 			break;
 		default:
 			continue; /* a newer writer's item: skip it */

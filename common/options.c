@@ -29,6 +29,8 @@ static const char usage_text[] =
 	"  --request-timeout SECONDS     time to send a request; idle keep-alive (default 30)\n"
 	"  --json-max-depth N            deepest JSON nesting accepted (default 64)\n"
 	"  --json-max-tokens N           most JSON tokens accepted (default 262144)\n"
+	"  --call-idle-timeout SECONDS   a call silent this long is no longer kept whole when the\n"
+	"                                arena is full (default 7200)\n"
 	"  --restart-backoff MS          delay before restarting a dead worker (default 100)\n"
 	"  --restart-backoff-max MS      longest delay after repeated deaths (default 5000)\n"
 	"  --restart-limit N             restarts allowed per worker per interval, 0 = no limit (default 10)\n"
@@ -48,6 +50,7 @@ enum {
 	OPT_REQ_TIMEOUT,
 	OPT_JSON_DEPTH,
 	OPT_JSON_TOKENS,
+	OPT_IDLE,
 	OPT_BACKOFF,
 	OPT_BACKOFF_MAX,
 	OPT_RESTART_LIMIT,
@@ -66,6 +69,7 @@ static const struct option options[] = {
 	{ "request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT },
 	{ "json-max-depth", required_argument, NULL, OPT_JSON_DEPTH },
 	{ "json-max-tokens", required_argument, NULL, OPT_JSON_TOKENS },
+	{ "call-idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "restart-backoff", required_argument, NULL, OPT_BACKOFF },
 	{ "restart-backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
 	{ "restart-limit", required_argument, NULL, OPT_RESTART_LIMIT },
@@ -182,6 +186,7 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	c->restart_limit = CONFIG_DEFAULT_RESTART_LIMIT;
 	c->restart_interval = CONFIG_DEFAULT_RESTART_INTERVAL;
 	c->reset_timeout_ms = CONFIG_DEFAULT_RESET_TIMEOUT_MS;
+	c->call_idle_ms = (uint64_t)CONFIG_DEFAULT_CALL_IDLE_S * 1000;
 	c->stop_timeout_ms = CONFIG_DEFAULT_STOP_TIMEOUT_MS;
 
 	opterr = 0;
@@ -239,6 +244,15 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 				return CONFIG_ERROR;
 			}
 			break;
+		case OPT_IDLE: {
+			unsigned secs;
+			if (parse_uint(optarg, 30u * 86400, &secs) < 0 || secs == 0) {
+				snprintf(err, errlen, "bad --call-idle-timeout '%s' (1 s to 30 days)", optarg);
+				return CONFIG_ERROR;
+			}
+			c->call_idle_ms = (uint64_t)secs * 1000;
+			break;
+		}
 		case OPT_BACKOFF:
 			if (parse_uint(optarg, 600000, &c->restart_backoff_ms) < 0) {
 				snprintf(err, errlen, "bad --restart-backoff '%s' (milliseconds)", optarg);

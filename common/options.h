@@ -21,6 +21,7 @@
 #define CONFIG_DEFAULT_RESTART_INTERVAL 60       /* ... seconds; beyond it the daemon exits 1 */
 #define CONFIG_DEFAULT_RESET_TIMEOUT_MS 3000     /* how long query waits for ingest to reset */
 #define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000     /* workers' grace period on SIGTERM */
+#define CONFIG_DEFAULT_CALL_IDLE_S 7200     /* two hours: far longer than any phone call */
 #define CONFIG_MAX_ADDR 256
 
 struct listen_addr {
@@ -40,6 +41,7 @@ struct config {
 	unsigned restart_backoff_ms, restart_backoff_max_ms;
 	unsigned restart_limit, restart_interval;
 	unsigned reset_timeout_ms;
+	uint64_t call_idle_ms;      /* a call silent this long is no longer kept whole when the arena is full */
 	unsigned stop_timeout_ms;
 };
 

@@ -49,8 +49,9 @@ grow(void **arr, size_t *cap, size_t need, size_t sz)
 	return true;
 }
 
+/* Frees everything a call holds but its identity. */
 static void
-call_free(struct view_call *c)
+call_clear(struct view_call *c)
 {
 	for (size_t i = 0; i < c->nst; i++)
 		free(c->st[i].status);
@@ -69,6 +70,19 @@ call_free(struct view_call *c)
 	free(c->raw);
 	free(c->report);
 	free(c->customer);
+	char *id = c->id;
+	size_t id_len = c->id_len;
+	uint64_t h = c->hash;
+	memset(c, 0, sizeof(*c));
+	c->id = id;
+	c->id_len = id_len;
+	c->hash = h;
+}
+
+static void
+call_free(struct view_call *c)
+{
+	call_clear(c);
 	free(c->id);
 	free(c);
 }
@@ -196,9 +210,17 @@ call_get(struct view *v, const struct event_str *id, uint64_t seq, uint64_t time
 	return c;
 }
 
+/* The fact an item came from: a snapshot keeps the original one. */
+static uint64_t
+origin_of(const struct event_item *it, uint64_t seq)
+{
+	return it->origin == EVENT_ORIGIN_SELF ? seq : it->origin;
+}
+
 static int
 add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
 {
+	seq = origin_of(it, seq);
 	if (!grow((void **)&c->st, &c->capst, c->nst + 1, sizeof(*c->st)))
 		return -1;
 	char *s = dupn(it->a.p, it->a.len);
@@ -220,8 +242,10 @@ add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
 }
 
 static int
-add_message(struct view_call *c, const struct event_item *it, uint64_t seq, int64_t evt_ts)
+add_message(struct view_call *c, const struct event_item *it, uint64_t seq)
 {
+	uint64_t origin = origin_of(it, seq);
+	int64_t evt_ts = it->evt_ts;
 	uint64_t h = hash_bytes(it->a.p, it->a.len);
 	struct view_msg *m = msg_find_h(c, it->a.p, it->a.len, h);
 	if (m) {
@@ -243,7 +267,7 @@ add_message(struct view_call *c, const struct event_item *it, uint64_t seq, int6
 			m->extra_len = it->d.len;
 		}
 		m->evt_ts = evt_ts;
-		m->upd_seq = seq;
+		m->upd_seq = origin;
 		return 0;
 	}
 	if ((c->nmsg + 1) * 2 > c->msg_index_cap &&
@@ -262,8 +286,8 @@ add_message(struct view_call *c, const struct event_item *it, uint64_t seq, int6
 		.hash = h,
 		.ts = it->ts,
 		.evt_ts = evt_ts,
-		.seq = seq,
-		.upd_seq = seq,
+		.seq = origin,
+		.upd_seq = it->updated == EVENT_ORIGIN_SELF ? origin : it->updated,
 	};
 	if (!nm.key || !nm.role || !nm.text || (it->d.len && !nm.extra)) {
 		free(nm.key);
@@ -284,6 +308,7 @@ add_message(struct view_call *c, const struct event_item *it, uint64_t seq, int6
 static int
 add_alert(struct view_call *c, const struct event_item *it, uint64_t seq)
 {
+	seq = origin_of(it, seq);
 	if (!grow((void **)&c->alert, &c->capalert, c->nalert + 1, sizeof(*c->alert)))
 		return -1;
 	char *d = NULL;
@@ -304,6 +329,22 @@ set_str(char **dst, const struct event_str *s)
 	return 0;
 }
 
+static int
+set_rawrefs(struct view_call *c, const struct event_item *it)
+{
+	free(c->raw);
+	c->raw = NULL;
+	c->nraw = c->capraw = 0;
+	if (!it->nrefs)
+		return 0;
+	if (!(c->raw = malloc((size_t)it->nrefs * sizeof(*c->raw))))
+		return -1;
+	for (uint32_t i = 0; i < it->nrefs; i++)
+		c->raw[i] = event_item_ref(it, i);
+	c->nraw = c->capraw = it->nrefs;
+	return 0;
+}
+
 int
 view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, const struct event_fact *f)
 {
@@ -318,11 +359,28 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 		}
 		return 0;
 	}
-	struct view_call *c = call_get(v, &f->call_id, seq, time_ns);
-	if (!c)
+	bool snapshot = f->flags & EVENT_F_SNAPSHOT;
+	bool starts = snapshot || f->call_base == seq;
+	struct view_call *c = view_find(v, f->call_id.p, f->call_id.len);
+	if (!starts && (!c || c->base_seq != f->call_base)) {
+		/* This call's history begins at a record this view never applied: it was overwritten, so
+		 * the call is gone whole, not shown from the middle. */
+		v->skipped++;
+		return 0;
+	}
+	if (!c && !(c = call_get(v, &f->call_id, seq, time_ns)))
 		return -1;
+	if (starts) {
+		/* A snapshot holds the whole call; a new history replaces what came before it. */
+		call_clear(c);
+		c->base_seq = seq;
+		c->first_seq = c->changed_seq = seq;
+		c->first_ns = c->changed_ns = time_ns;
+		if (seq < v->min_base || v->ncalls == 1)
+			v->min_base = seq;
+	}
 	c->last_seq = seq;
-	if (f->nitems) {
+	if (!snapshot && f->nitems) {
 		c->changed_seq = seq;
 		c->changed_ns = time_ns;
 	}
@@ -341,18 +399,27 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 			r = add_status(c, &it, seq);
 			break;
 		case EVENT_ITEM_MESSAGE:
-			r = add_message(c, &it, seq, f->ts);
+			r = add_message(c, &it, seq);
 			break;
 		case EVENT_ITEM_CALLINFO:
 			r = set_str(&c->customer, &it.a);
 			break;
 		case EVENT_ITEM_REPORT:
 			r = set_str(&c->report, &it.a);
-			c->report_seq = seq;
+			c->report_seq = origin_of(&it, seq);
 			c->ended = true;
 			break;
 		case EVENT_ITEM_ALERT:
 			r = add_alert(c, &it, seq);
+			break;
+		case EVENT_ITEM_RAWREFS:
+			r = set_rawrefs(c, &it);
+			break;
+		case EVENT_ITEM_CALLMETA:
+			c->first_seq = it.first_seq;
+			c->first_ns = it.first_ns;
+			c->changed_seq = it.changed_seq;
+			c->changed_ns = it.changed_ns;
 			break;
 		}
 		if (r < 0)
@@ -372,23 +439,55 @@ view_call_status(const struct view_call *c)
 }
 
 void
+view_forget(struct view *v, struct view_call *c)
+{
+	for (size_t i = 0; i < v->ncalls; i++) {
+		if (v->calls[i] != c)
+			continue;
+		call_free(c);
+		memmove(&v->calls[i], &v->calls[i + 1], (v->ncalls - i - 1) * sizeof(*v->calls));
+		v->ncalls--;
+		if (v->index_cap && !index_rebuild_calls(v, v->index_cap))
+			memset(v->index, 0, v->index_cap * sizeof(*v->index));
+		return;
+	}
+}
+
+uint64_t
+view_min_base(struct view *v)
+{
+	uint64_t m = UINT64_MAX;
+	for (size_t i = 0; i < v->ncalls; i++)
+		if (v->calls[i]->base_seq < m)
+			m = v->calls[i]->base_seq;
+	v->min_base = m;
+	return m;
+}
+
+size_t
 view_prune(struct view *v, uint64_t tail_seq)
 {
+	/* Cheap in the common case: nothing to do until the tail passes the oldest base. */
+	if (v->ncalls == 0 || tail_seq <= v->min_base)
+		return 0;
 	size_t out = 0;
 	bool removed = false;
 	for (size_t i = 0; i < v->ncalls; i++) {
 		struct view_call *c = v->calls[i];
-		if (c->last_seq < tail_seq) {
+		if (c->base_seq < tail_seq) {
 			call_free(c);
 			removed = true;
 			continue;
 		}
 		v->calls[out++] = c;
 	}
+	size_t dropped = v->ncalls - out;
 	v->ncalls = out;
 	if (removed && v->index_cap && !index_rebuild_calls(v, v->index_cap)) {
 		/* Without memory for a new index, an empty one is still correct: lookups miss and the
 		 * calls are found again when the view is rebuilt. */
 		memset(v->index, 0, v->index_cap * sizeof(*v->index));
 	}
+	view_min_base(v);
+	return dropped;
 }

@@ -5,7 +5,13 @@
  * Semantics (DESIGN.md §4): a call exists from the first fact that names it; messages are a union
  * by key in first-seen order, and a known message's text changes only through an explicit update;
  * status pills are ordered by the event's own timestamp (arrival order where equal or missing);
- * a call is ended once a terminal status or a report arrives and stays ended. */
+ * a call is ended once a terminal status or a report arrives and stays ended.
+ *
+ * Whole calls (DESIGN.md §3): every fact names its call's base, the record from which the call's
+ * history is complete. A snapshot replaces the call's state; a fact that starts a new history
+ * (base = its own sequence number) resets it; a fact whose base this view never applied is skipped;
+ * and a call whose base has been overwritten (base < tail) is dropped. So every reader, however
+ * late it started, shows a call whole or not at all. */
 #ifndef LIVEEVENTS_VIEW_H
 #define LIVEEVENTS_VIEW_H
 
@@ -44,7 +50,8 @@ struct view_call {
 	size_t id_len;
 	uint64_t hash;
 	char *customer;
-	uint64_t first_seq, last_seq; /* its first and latest facts (the latest keeps it from pruning) */
+	uint64_t base_seq;            /* the record from which its history is complete */
+	uint64_t first_seq, last_seq; /* its first and latest facts */
 	uint64_t changed_seq;         /* the latest fact that changed what is shown (a status, a message,
 	                               * a report, an alert): a stale replay or an unknown event does not */
 	uint64_t first_ns, changed_ns; /* when the first and the latest changing facts were committed */
@@ -73,6 +80,8 @@ struct view {
 	uint64_t *unattributed_raw; /* their raw sequence numbers, bounded ring */
 	size_t nunattr_raw;
 	uint64_t applied;         /* facts applied since the last clear */
+	uint64_t skipped;         /* facts of calls whose history had been overwritten */
+	uint64_t min_base;        /* no call has a smaller base (a bound, kept cheaply; see view_min_base) */
 };
 
 /* How many unattributed raw references a view remembers. */
@@ -88,8 +97,12 @@ const struct view_msg *view_msg_find(const struct view_call *c, const char *key,
 /* The current status or NULL: the last pill in timeline order, except that an ended call shows its
  * last terminal status even when a later non-terminal one arrived. */
 const char *view_call_status(const struct view_call *c);
-/* Drops calls whose every fact is older than tail_seq (evicted from the arena). */
-void view_prune(struct view *v, uint64_t tail_seq);
+/* Drops calls whose base is older than tail_seq (overwritten): returns how many. */
+size_t view_prune(struct view *v, uint64_t tail_seq);
+/* Removes one call (its history is gone). */
+void view_forget(struct view *v, struct view_call *c);
+/* The smallest base of any call (UINT64_MAX without calls). */
+uint64_t view_min_base(struct view *v);
 bool view_status_is_terminal(const char *status);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "event.h"
+#include "store.h"
 #include "event_log.h"
 #include "http.h"
 #include "json.h"
@@ -56,10 +57,9 @@ struct ingest {
 	struct event_base *base;
 	struct evhttp *http;
 	struct arena arena;
-	struct view view;
-	struct event_builder eb;
+	struct store store;
 	struct json_limits lim;
-	struct buf fact, body, meta, raw, line, scratch;
+	struct buf meta, line;
 	struct event *doorbell_ev, *ctl_ev, *drain_ev;
 	struct log_limit refusal_limit;
 	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
@@ -68,32 +68,6 @@ struct ingest {
 };
 
 /* --- arena ------------------------------------------------------------------------------------- */
-
-/* Rebuilds the writer's view (message keys, call states) from the committed facts. */
-static void
-rebuild_view(struct ingest *g)
-{
-	view_clear(&g->view);
-	uint64_t head = arena_head(&g->arena, ARENA_FACTS);
-	uint64_t s = arena_tail(&g->arena, ARENA_FACTS);
-	struct arena_rec rec;
-	struct event_fact f;
-	uint64_t bad = 0;
-	for (; s < head; s++) {
-		enum arena_read_status st = arena_read(&g->arena, ARENA_FACTS, s, &rec, &g->scratch);
-		if (st != ARENA_READ_OK || rec.kind != EVENT_REC_FACT ||
-		    event_fact_decode(g->scratch.data, g->scratch.len, &f) < 0) {
-			bad++;
-			continue;
-		}
-		if (view_apply(&g->view, s, rec.time_ns, rec.ref, &f) < 0) {
-			log_msg(LOG_ERR, "out of memory rebuilding the call index");
-			break;
-		}
-	}
-	if (bad)
-		log_msg(LOG_WARNING, "%" PRIu64 " unreadable fact record(s) skipped while rebuilding", bad);
-}
 
 static void
 doorbell_cb(evutil_socket_t fd, short what, void *arg)
@@ -252,70 +226,38 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		return;
 	}
 	const char *orig = body + (doc.bom ? 3 : 0);
+	bool bom = doc.bom;
 	struct event_secrets sec = { 0 };
 	collect_header_secrets(req, &sec);
+	/* The raw record's metadata is redacted with the secrets the body reveals too. */
 	struct event_result r;
-	int rc = event_build(&g->eb, &doc, orig, &g->view, &sec, &g->fact, &g->body, &r);
-	json_free(&doc);
-	if (rc < 0) {
-		event_secrets_clear(&sec);
-		reject(g, req, 503, "no_memory", "out of memory processing the event", NULL);
-		return;
+	uint64_t now = arena_now_ns();
+	uint8_t raw_flags = (uint8_t)((doc.repairs ? EVENT_RAW_REPAIRED : 0) | (bom ? EVENT_RAW_BOM : 0));
+	enum store_status st = store_prepare(&g->store, &doc, orig, &sec, &r);
+	if (st == STORE_OK) {
+		build_meta(g, req, &sec);
+		st = g->meta.failed ? STORE_NOMEM
+		                    : store_commit(&g->store, &doc, orig, &sec, g->meta.data, g->meta.len, raw_flags, now, &r);
 	}
-	build_meta(g, req, &sec);
+	json_free(&doc);
 	event_secrets_clear(&sec);
-
-	/* Raw first (the fact refers to it), then the fact; one publish commits both. */
-	uint8_t raw_flags = (uint8_t)((r.repairs ? EVENT_RAW_REPAIRED : 0) | (doc.bom ? EVENT_RAW_BOM : 0));
-	buf_reset(&g->raw);
-	event_raw_encode(&g->raw, raw_flags, g->meta.data, g->meta.len);
-	if (g->raw.failed || g->body.failed || g->meta.failed) {
+	if (st == STORE_NOMEM) {
 		reject(g, req, 503, "no_memory", "out of memory storing the event", NULL);
 		return;
 	}
-	uint64_t fact_seq = arena_next_seq(&g->arena, ARENA_FACTS);
-	struct iovec riov[2] = { { g->raw.data, g->raw.len }, { g->body.data, g->body.len } };
-	uint64_t raw_seq = arena_append(&g->arena, ARENA_RAW, EVENT_REC_RAW, raw_flags, fact_seq, riov, 2);
-	uint16_t flags = r.flags;
-	if (raw_seq == UINT64_MAX)
-		arena_count(&g->arena, ARENA_C_RAW_DROPPED, 1);
-	else
-		flags |= EVENT_F_RAW;
-	event_enc_set_flags(&g->fact, flags);
-	struct iovec fiov[1] = { { g->fact.data, g->fact.len } };
-	uint64_t s = arena_append(&g->arena, ARENA_FACTS, EVENT_REC_FACT, flags,
-	                          raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, fiov, 1);
-	if (s == UINT64_MAX) {
-		arena_rollback(&g->arena);
+	if (st == STORE_TOO_LARGE) {
 		char extra[64];
 		snprintf(extra, sizeof(extra), "\"limit\":%" PRIu64, g->arena.ring[ARENA_FACTS].max_record);
 		reject(g, req, 413, "too_large_for_arena", "the event is too large for the arena's facts ring", extra);
 		return;
 	}
-	arena_publish(&g->arena);
 	note_evictions(g);
-	arena_count(&g->arena, ARENA_C_EVENTS, 1);
-	arena_count(&g->arena, ARENA_C_RAW_BYTES, g->body.len);
-	if (r.repairs)
-		arena_count(&g->arena, ARENA_C_REPAIRED, 1);
-	if (flags & EVENT_F_UNATTRIBUTED)
-		arena_count(&g->arena, ARENA_C_UNATTRIBUTED, 1);
-	if (flags & EVENT_F_UNKNOWN_TYPE)
-		arena_count(&g->arena, ARENA_C_UNKNOWN_TYPE, 1);
-
-	/* The writer's own view follows through the same code path as every reader's, and the log line
-	 * is made from the committed record, as liveeventsctl tail makes it. */
-	struct event_fact f;
-	uint64_t now = arena_now_ns();
-	bool decoded = event_fact_decode(g->fact.data, g->fact.len, &f) == 0;
-	if (decoded && view_apply(&g->view, s, now, raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, &f) < 0) {
-		log_msg(LOG_ERR, "out of memory updating the call index: rebuilding it");
-		rebuild_view(g);
-	}
 	ring_doorbell(g);
 	static const char ok[] = "{\"status\":\"ok\"}";
 	http_send(req, 200, HTTP_JSON, ok, sizeof(ok) - 1);
-	if (decoded) {
+	/* The log line is made from the committed record, as liveeventsctl tail makes it. */
+	struct event_fact f;
+	if (event_fact_decode(g->store.fact.data, g->store.fact.len, &f) == 0) {
 		buf_reset(&g->line);
 		event_describe(&g->line, &f, now);
 		log_msg(LOG_INFO, "%s", buf_cstr(&g->line));
@@ -389,8 +331,7 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 			log_msg(LOG_WARNING, "ignored a reset request that expired before it arrived");
 			continue;
 		}
-		arena_reset(&g->arena);
-		view_clear(&g->view);
+		store_reset(&g->store);
 		ring_doorbell(g);
 		uint64_t gen = arena_generation(&g->arena);
 		log_msg(LOG_NOTICE, "reset: every call and event cleared and overwritten (generation %016" PRIx64 ")", gen);
@@ -442,13 +383,11 @@ ingest_main(const struct config *cfg)
 		log_msg(LOG_ERR, "cannot map the arena: %s", err);
 		return 1;
 	}
-	if (arena_recover(&g.arena, why, sizeof(why)) != 0 || why[0])
+	store_open(&g.store, &g.arena, cfg->call_idle_ms, why, sizeof(why));
+	if (why[0])
 		log_msg(LOG_WARNING, "arena recovery: %s", why);
-	view_init(&g.view);
-	event_builder_init(&g.eb);
 	for (int r = 0; r < ARENA_RINGS; r++)
 		g.evicted_logged[r] = atomic_load_explicit(&g.arena.ctl->ring[r].evicted, memory_order_relaxed);
-	rebuild_view(&g);
 
 	/* Every accepted body must fit its raw record (DESIGN: every event's raw body is kept). */
 	size_t max_body = cfg->max_body;
@@ -470,8 +409,8 @@ ingest_main(const struct config *cfg)
 	g.ctl_ev = event_new(g.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &g);
 	g.drain_ev = event_new(g.base, -1, EV_PERSIST, drain_cb, &g);
 	event_add(g.ctl_ev, NULL);
-	log_msg(LOG_INFO, "accepting webhooks (%" PRIu64 " events stored, %zu calls)",
-	        arena_head(&g.arena, ARENA_FACTS) - arena_tail(&g.arena, ARENA_FACTS), g.view.ncalls);
+	log_msg(LOG_INFO, "accepting webhooks (%" PRIu64 " records stored, %zu calls)",
+	        arena_head(&g.arena, ARENA_FACTS) - arena_tail(&g.arena, ARENA_FACTS), g.store.view.ncalls);
 	worker_loop_run(&g.loop);
 
 	/* A clean stop: make a file-backed arena durable before exiting. */
@@ -482,8 +421,7 @@ ingest_main(const struct config *cfg)
 	event_free(g.ctl_ev);
 	event_free(g.drain_ev);
 	worker_loop_free(&g.loop);
-	view_clear(&g.view);
-	event_builder_free(&g.eb);
+	store_close(&g.store);
 	arena_unmap(&g.arena);
 	return 0;
 }

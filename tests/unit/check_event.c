@@ -75,6 +75,9 @@ h_post_sec(struct harness *h, const char *body, size_t len, struct event_secrets
 	ck_assert_int_eq(json_parse(&d, body, len, NULL), JSON_OK);
 	ck_assert_int_eq(event_build(&h->eb, &d, body + (d.bom ? 3 : 0), &h->v, sec, &h->fact, &h->body, &h->res), 0);
 	json_free(&d);
+	/* as the writer does: the call's history continues from its base, or starts here */
+	const struct view_call *c = view_find(&h->v, h->res.call_id, strlen(h->res.call_id));
+	event_enc_set_call_base(&h->fact, c ? c->base_seq : h->seq);
 	struct event_fact f;
 	ck_assert_int_eq(event_fact_decode(h->fact.data, h->fact.len, &f), 0);
 	h->nitems = f.nitems;
@@ -427,17 +430,124 @@ START_TEST(test_error_alert)
 }
 END_TEST
 
-START_TEST(test_view_prune)
+START_TEST(test_view_whole_calls)
 {
 	struct harness h;
 	h_init(&h);
-	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}");
-	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P2\"}}}");
-	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}");
-	view_prune(&h.v, 2); /* P2's only fact (seq 1) is gone; P1 has seq 2 */
-	ck_assert_uint_eq(h.v.ncalls, 1);
-	ck_assert_ptr_nonnull(view_find(&h.v, "P1", 2));
-	ck_assert_ptr_null(view_find(&h.v, "P2", 2));
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}"); /* seq 0: P1's base */
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P2\"}}}"); /* seq 1: P2's base */
+	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}"); /* seq 2, base 0 */
+	ck_assert_uint_eq(view_find(&h.v, "P1", 2)->nalert, 2);
+	/* P1's base is overwritten: P1 leaves whole, though its later fact is still there */
+	ck_assert_uint_eq(view_prune(&h.v, 1), 1);
+	ck_assert_ptr_null(view_find(&h.v, "P1", 2));
+	ck_assert_ptr_nonnull(view_find(&h.v, "P2", 2));
+	h_free(&h);
+
+	/* A reader that starts at the tail (1) never shows P1 from the middle of its history. */
+	struct view late;
+	view_init(&late);
+	h_init(&h);
+	static const char *const bodies[] = {
+		"{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}",
+		"{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P2\"}}}",
+		"{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}",
+	};
+	for (int i = 0; i < 3; i++) {
+		h_post(&h, bodies[i]);
+		struct event_fact f;
+		ck_assert_int_eq(event_fact_decode(h.fact.data, h.fact.len, &f), 0);
+		if (i >= 1)
+			ck_assert_int_eq(view_apply(&late, (uint64_t)i, 1000, UINT64_MAX, &f), 0);
+	}
+	ck_assert_uint_eq(late.ncalls, 1);
+	ck_assert_ptr_null(view_find(&late, "P1", 2));
+	ck_assert_uint_eq(late.skipped, 1);
+	/* A snapshot of P1 (its whole state) brings it back whole, replacing what a reader had. */
+	struct buf snap = BUF_INIT;
+	ck_assert_int_eq(event_snapshot(&snap, view_find(&h.v, "P1", 2), 3), 0);
+	struct event_fact f;
+	ck_assert_int_eq(event_fact_decode(snap.data, snap.len, &f), 0);
+	ck_assert(f.flags & EVENT_F_SNAPSHOT);
+	ck_assert_int_eq(view_apply(&late, 3, 2000, UINT64_MAX, &f), 0);
+	ck_assert_int_eq(view_apply(&h.v, 3, 2000, UINT64_MAX, &f), 0);
+	struct view_call *a = view_find(&late, "P1", 2), *b = view_find(&h.v, "P1", 2);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_uint_eq(a->nalert, 2);
+	ck_assert_uint_eq(b->nalert, 2);
+	ck_assert_uint_eq(a->base_seq, 3);
+	/* the snapshot keeps the original sequence numbers and activity, not its own */
+	ck_assert_uint_eq(a->alert[0].seq, 0);
+	ck_assert_uint_eq(a->alert[1].seq, 2);
+	ck_assert_uint_eq(a->first_seq, 0);
+	ck_assert_uint_eq(a->changed_seq, 2);
+	/* and now P1 survives a tail beyond its old records */
+	ck_assert_uint_eq(view_prune(&late, 3), 1); /* P2 (base 1) leaves */
+	ck_assert_ptr_nonnull(view_find(&late, "P1", 2));
+	buf_free(&snap);
+	view_clear(&late);
+	h_free(&h);
+}
+END_TEST
+
+START_TEST(test_snapshot_round_trip)
+{
+	/* A call with every kind of state survives a snapshot exactly. */
+	static const char *const files[] = {
+		"03-callB-status-initiated.json", "05-callB-status-queued.json", "07-callB-status-ongoing.json",
+		"08-callB-conversation-welcome.json", "10-callB-conversation-user1.json",
+		"12-callB-conversation-user2-interrupted.json", "14-callB-conversation-assistant2.json",
+		"16-callB-conversation-user3.json", "17-callB-status-finished.json", "19-callB-end-of-call-report.json",
+	};
+	struct harness h;
+	h_init(&h);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		h_post_file(&h, files[i]);
+	h_post(&h, "{\"message\":{\"type\":\"error\",\"call\":{\"id\":\"CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18\"},"
+	           "\"error\":{\"type\":\"llm_error\",\"code\":\"x\"}}}");
+	const char *id = "CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18";
+	struct view_call *c = view_find(&h.v, id, strlen(id));
+	struct buf snap = BUF_INIT;
+	ck_assert_int_eq(event_snapshot(&snap, c, 100), 0);
+	struct event_fact f;
+	ck_assert_int_eq(event_fact_decode(snap.data, snap.len, &f), 0);
+	struct view fresh;
+	view_init(&fresh);
+	ck_assert_int_eq(view_apply(&fresh, 100, 5000, UINT64_MAX, &f), 0);
+	struct view_call *d = view_find(&fresh, id, strlen(id));
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(d->nst, c->nst);
+	for (size_t i = 0; i < c->nst; i++) {
+		ck_assert_str_eq(d->st[i].status, c->st[i].status);
+		ck_assert_int_eq(d->st[i].ts, c->st[i].ts);
+		ck_assert_uint_eq(d->st[i].seq, c->st[i].seq);
+	}
+	ck_assert_uint_eq(d->nmsg, c->nmsg);
+	for (size_t i = 0; i < c->nmsg; i++) {
+		ck_assert_str_eq(d->msg[i].key, c->msg[i].key);
+		ck_assert_str_eq(d->msg[i].role, c->msg[i].role);
+		ck_assert_str_eq(d->msg[i].text, c->msg[i].text);
+		ck_assert_int_eq(d->msg[i].ts, c->msg[i].ts);
+		ck_assert_int_eq(d->msg[i].evt_ts, c->msg[i].evt_ts);
+		ck_assert_uint_eq(d->msg[i].seq, c->msg[i].seq);
+		ck_assert_int_eq(d->msg[i].extra != NULL, c->msg[i].extra != NULL);
+		if (c->msg[i].extra)
+			ck_assert_str_eq(d->msg[i].extra, c->msg[i].extra);
+	}
+	ck_assert_str_eq(d->report, c->report);
+	ck_assert_uint_eq(d->report_seq, c->report_seq);
+	ck_assert_uint_eq(d->nalert, c->nalert);
+	ck_assert_str_eq(d->alert[0].details, c->alert[0].details);
+	ck_assert_str_eq(d->customer, c->customer);
+	ck_assert_uint_eq(d->nraw, c->nraw);
+	for (size_t i = 0; i < c->nraw; i++)
+		ck_assert_uint_eq(d->raw[i], c->raw[i]);
+	ck_assert(d->ended == c->ended);
+	ck_assert_uint_eq(d->first_seq, c->first_seq);
+	ck_assert_uint_eq(d->changed_seq, c->changed_seq);
+	ck_assert_uint_eq(d->changed_ns, c->changed_ns);
+	view_clear(&fresh);
+	buf_free(&snap);
 	h_free(&h);
 }
 END_TEST
@@ -448,16 +558,19 @@ START_TEST(test_record_truncation_never_misread)
 {
 	struct buf b = BUF_INIT;
 	struct event_enc e;
-	event_enc_begin(&e, &b, EVENT_CONVERSATION_UPDATE, EVENT_F_REPAIRED, 1784041330000LL, "conversation-update", 19,
-	                "CALL", 4);
+	event_enc_begin(&e, &b, EVENT_CONVERSATION_UPDATE, EVENT_F_REPAIRED, 1784041330000LL, 42, "conversation-update",
+	                19, "CALL", 4);
 	event_enc_status(&e, 5, "ongoing", 7);
-	event_enc_message(&e, 0, 6, "k", 1, "user", 4, "hello", 5, "{\"skipped\":[]}", 14);
+	struct event_msg_item mi = { .ts = 6, .evt_ts = 7, .updated = EVENT_ORIGIN_SELF, .key = "k", .key_len = 1, .role = "user", .role_len = 4,
+	                             .text = "hello", .text_len = 5, .extra = "{\"skipped\":[]}", .extra_len = 14 };
+	event_enc_message(&e, &mi);
 	event_enc_report(&e, "{}", 2);
 	event_enc_alert(&e, EVENT_ALERT_ERROR, 7, "{\"a\":1}", 7);
 	ck_assert(event_enc_end(&e));
 	struct event_fact f;
 	ck_assert_int_eq(event_fact_decode(b.data, b.len, &f), 0);
 	ck_assert_uint_eq(f.nitems, 4);
+	ck_assert_uint_eq(f.call_base, 42);
 	ck_assert_str_eq(f.call_id.p, "CALL");
 	size_t cur = 0;
 	struct event_item it;
@@ -513,7 +626,8 @@ event_suite(void)
 	tcase_add_test(tc, test_vapi_shape);
 	tcase_add_test(tc, test_legacy_shape);
 	tcase_add_test(tc, test_error_alert);
-	tcase_add_test(tc, test_view_prune);
+	tcase_add_test(tc, test_view_whole_calls);
+	tcase_add_test(tc, test_snapshot_round_trip);
 	tcase_add_test(tc, test_record_truncation_never_misread);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,0 +1,61 @@
+/* store: the writer's side of the arena. ingest hands it each parsed event; it decides what the
+ * event changes (against its own view of every call), keeps live calls whole when the arena is
+ * full, and commits the event's fact and raw records in one publish. Kept apart from the HTTP code
+ * so the policy can be tested directly on a small arena.
+ *
+ * The policy (DESIGN.md §3): the arena has a fixed size and ingest never blocks. When a record must
+ * be overwritten to make room, its call decides what happens: a live call (not ended, and with a
+ * change within the idle limit) is re-appended whole as one snapshot record before any of its
+ * records go, so it never loses history; an ended or idle call simply reaches the tail and leaves,
+ * whole, oldest first. If the live calls together no longer fit, the oldest of them leave too,
+ * counted and logged. Raw payloads live in their own ring and simply age out first. */
+#ifndef LIVEEVENTS_STORE_H
+#define LIVEEVENTS_STORE_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "event.h"
+#include "json.h"
+#include "view.h"
+
+#define STORE_DEFAULT_IDLE_MS (2ull * 3600 * 1000) /* a call silent this long is no longer kept alive */
+#define STORE_MAX_SNAPSHOTS 64 /* snapshots one commit may write; beyond, the arena is too small */
+
+struct store {
+	struct arena *a;
+	struct view view;
+	struct event_builder eb;
+	struct buf fact, body, raw;
+	struct buf snap[STORE_MAX_SNAPSHOTS];
+	struct view_call *snap_call[STORE_MAX_SNAPSHOTS];
+	size_t nsnap;
+	uint64_t idle_ns;
+	uint64_t fact_seq, raw_seq; /* of the last commit (raw_seq UINT64_MAX when none) */
+};
+
+enum store_status { STORE_OK = 0, STORE_TOO_LARGE, STORE_NOMEM };
+
+/* Recovers the arena (why: what recovery had to do, "" when nothing) and rebuilds the view from its
+ * records. idle_ms: see STORE_DEFAULT_IDLE_MS. Returns 0, or -1 without memory. */
+int store_open(struct store *s, struct arena *a, uint64_t idle_ms, char *why, size_t whylen);
+void store_close(struct store *s);
+
+/* Works out what one event changes: doc parsed from the body, orig the body after any byte-order
+ * mark, sec the secrets to scrub, extended with those the body reveals (the caller needs them to
+ * redact the raw record's metadata). res says what the event is. */
+enum store_status store_prepare(struct store *s, const struct json_doc *doc, const char *orig,
+                                struct event_secrets *sec, struct event_result *res);
+/* Commits the prepared event (same doc, orig, sec, res) with meta, the raw record's metadata (JSON
+ * object text), at now_ns. On STORE_OK it is published and s->fact holds its fact record.
+ * STORE_TOO_LARGE: the fact exceeds the facts ring's largest record; nothing was stored. */
+enum store_status store_commit(struct store *s, const struct json_doc *doc, const char *orig,
+                               struct event_secrets *sec, const char *meta, size_t meta_len, uint8_t raw_flags,
+                               uint64_t now_ns, struct event_result *res);
+/* Clears everything, overwriting the records (DELETE /api/conversations). */
+void store_reset(struct store *s);
+/* Whether a call is kept whole when the arena is full. */
+bool store_call_live(const struct store *s, const struct view_call *c, uint64_t now_ns);
+
+#endif
