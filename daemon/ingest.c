@@ -142,23 +142,25 @@ build_meta(struct ingest *g, struct evhttp_request *req, const struct event_secr
 	buf_adds(b, "}}");
 }
 
-/* The arena is bounded: when it is full the oldest records are overwritten. That must be visible. */
+/* The arena is bounded: what leaves when it is full must be visible (once a minute per kind). */
 static void
 note_evictions(struct ingest *g)
 {
 	uint64_t now = worker_monotonic_ns() / 1000000;
+	uint64_t n[ARENA_RINGS] = { arena_counter_get(&g->arena, ARENA_C_CALLS_EVICTED),
+		                    atomic_load_explicit(&g->arena.ctl->ring[ARENA_RAW].evicted, memory_order_relaxed) };
 	for (int r = 0; r < ARENA_RINGS; r++) {
-		uint64_t n = atomic_load_explicit(&g->arena.ctl->ring[r].evicted, memory_order_relaxed);
-		if (n == g->evicted_logged[r] || (g->eviction_log_ms[r] && now - g->eviction_log_ms[r] < INGEST_EVICTION_LOG_MS))
+		if (n[r] == g->evicted_logged[r] ||
+		    (g->eviction_log_ms[r] && now - g->eviction_log_ms[r] < INGEST_EVICTION_LOG_MS))
 			continue;
 		if (r == ARENA_FACTS)
-			log_msg(LOG_WARNING, "arena full: %" PRIu64 " oldest events overwritten so far (%" PRIu64
-			                     " since the last report); calls whose events were overwritten leave the dashboard",
-			        n, n - g->evicted_logged[r]);
+			log_msg(LOG_NOTICE, "arena full: %" PRIu64 " ended or idle calls have left so far, oldest first, "
+			                    "each whole (live calls are kept: %" PRIu64 " snapshots)",
+			        n[r], arena_counter_get(&g->arena, ARENA_C_SNAPSHOTS));
 		else
 			log_msg(LOG_NOTICE, "raw ring full: %" PRIu64 " oldest raw bodies overwritten so far (their facts are kept)",
-			        n);
-		g->evicted_logged[r] = n;
+			        n[r]);
+		g->evicted_logged[r] = n[r];
 		g->eviction_log_ms[r] = now;
 	}
 }
@@ -386,8 +388,8 @@ ingest_main(const struct config *cfg)
 	store_open(&g.store, &g.arena, cfg->call_idle_ms, why, sizeof(why));
 	if (why[0])
 		log_msg(LOG_WARNING, "arena recovery: %s", why);
-	for (int r = 0; r < ARENA_RINGS; r++)
-		g.evicted_logged[r] = atomic_load_explicit(&g.arena.ctl->ring[r].evicted, memory_order_relaxed);
+	g.evicted_logged[ARENA_FACTS] = arena_counter_get(&g.arena, ARENA_C_CALLS_EVICTED);
+	g.evicted_logged[ARENA_RAW] = atomic_load_explicit(&g.arena.ctl->ring[ARENA_RAW].evicted, memory_order_relaxed);
 
 	/* Every accepted body must fit its raw record (DESIGN: every event's raw body is kept). */
 	size_t max_body = cfg->max_body;
