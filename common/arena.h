@@ -42,7 +42,13 @@
  *
  * RECORD: slot fields seq (stored last, release), pos, len, crc (CRC-32C of the payload), time_ns
  * (CLOCK_REALTIME at commit), ref (facts: the raw record's sequence; raw: the fact's), kind, flags.
- * Payload formats are defined by event_record.h; the arena treats payloads as bytes.
+ * The arena treats payloads as bytes; their formats are specified in event_record.h:
+ *   facts ring, kind 1: one record per accepted event (what it changed) or one snapshot of a call's
+ *     whole state; each names its call's base, the record from which the call's history is
+ *     complete. A call whose base is below tail_seq has left the arena whole: show none of it.
+ *   raw ring, kind 2: the event's metadata (JSON) and its body as received, secrets redacted.
+ * All payload integers are native-endian like the rest; strings are length-prefixed and
+ * NUL-terminated, and every length is checked against the record's own length when decoding.
  *
  * WRITER (one process): append = evict from the tail until the record fits (tail_seq and data_tail
  * are release-stored, then a release fence, before any evicted byte is reused), copy the payload in,
