@@ -103,6 +103,20 @@ arena_crc32c(uint32_t crc, const void *p, size_t n)
 	return ~crc_soft(crc, p, n);
 }
 
+/* The CRC's 32-byte preamble (see arena.h): the record's identity and metadata. */
+static uint32_t
+record_crc_start(uint64_t seq, uint64_t time_ns, uint64_t ref, uint32_t len, uint16_t kind, uint16_t flags)
+{
+	unsigned char m[32];
+	memcpy(m, &seq, 8);
+	memcpy(m + 8, &time_ns, 8);
+	memcpy(m + 16, &ref, 8);
+	memcpy(m + 24, &len, 4);
+	memcpy(m + 28, &kind, 2);
+	memcpy(m + 30, &flags, 2);
+	return arena_crc32c(0, m, sizeof(m));
+}
+
 /* --- geometry and header ---------------------------------------------------------------------- */
 
 static uint64_t
@@ -150,10 +164,10 @@ is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
-int
-arena_check_header(const void *base, size_t size, char *err, size_t errlen)
+/* Validates a header that is already a private copy. */
+static int
+check_header_copy(const struct arena_header *h, size_t size, char *err, size_t errlen)
 {
-	const struct arena_header *h = base;
 	if (size < ARENA_HEADER_SIZE + ARENA_CONTROL_SIZE) {
 		snprintf(err, errlen, "too small to be an arena (%zu bytes)", size);
 		return -1;
@@ -194,6 +208,18 @@ arena_check_header(const void *base, size_t size, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int
+arena_check_header(const void *base, size_t size, char *err, size_t errlen)
+{
+	struct arena_header h;
+	if (size < sizeof(h)) {
+		snprintf(err, errlen, "too small to be an arena (%zu bytes)", size);
+		return -1;
+	}
+	memcpy(&h, base, sizeof(h));
+	return check_header_copy(&h, size, err, errlen);
 }
 
 static uint64_t
@@ -383,12 +409,14 @@ arena_map(struct arena *a, int fd, bool writable, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot map arena: %s", strerror(errno));
 		return -1;
 	}
-	if (arena_check_header(a->base, a->size, err, errlen) < 0) {
+	/* One copy, validated and then used: never the mapping's header again. */
+	memcpy(&a->header, a->base, sizeof(a->header));
+	if (check_header_copy(&a->header, a->size, err, errlen) < 0) {
 		arena_unmap(a);
 		return -1;
 	}
 	a->writable = writable;
-	a->hdr = a->base;
+	a->hdr = &a->header;
 	a->ctl = (struct arena_control *)((char *)a->base + ARENA_HEADER_SIZE);
 	for (int r = 0; r < ARENA_RINGS; r++) {
 		const struct arena_ring_geom *rg = &a->hdr->ring[r];
@@ -481,11 +509,11 @@ slot_valid(const struct arena *a, int r, uint64_t s, uint64_t expect_pos)
 		return false;
 	uint64_t off = sl->pos & ring->data_mask;
 	uint64_t first = ring->data_size - off;
-	uint32_t crc;
+	uint32_t crc = record_crc_start(s, sl->time_ns, sl->ref, sl->len, sl->kind, sl->flags);
 	if (first >= sl->len) {
-		crc = arena_crc32c(0, ring->data + off, sl->len);
+		crc = arena_crc32c(crc, ring->data + off, sl->len);
 	} else {
-		crc = arena_crc32c(0, ring->data + off, first);
+		crc = arena_crc32c(crc, ring->data + off, first);
 		crc = arena_crc32c(crc, ring->data, sl->len - first);
 	}
 	return crc == sl->crc;
@@ -558,6 +586,18 @@ arena_next_seq(const struct arena *a, enum arena_ring_id r)
 	return a->ring[r].pend_head_seq;
 }
 
+/* The control block is the writer's own, but it lives in shared memory: a tail outside the possible
+ * window (damage, or a bug) is brought back into it, so eviction never loops over billions of
+ * sequence numbers. */
+static void
+clamp_window(const struct arena_ring *ring, uint64_t seq, uint64_t dhead, uint64_t *tail, uint64_t *dtail)
+{
+	if (*tail > seq || seq - *tail > ring->slot_count)
+		*tail = seq > ring->slot_count ? seq - ring->slot_count : 0;
+	if (*dtail > dhead || dhead - *dtail > ring->data_size)
+		*dtail = dhead > ring->data_size ? dhead - ring->data_size : 0;
+}
+
 uint64_t
 arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, uint64_t nrec)
 {
@@ -566,6 +606,7 @@ arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, u
 	uint64_t seq = ring->pend_head_seq, dhead = ring->pend_data_head;
 	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_relaxed);
 	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_relaxed);
+	clamp_window(ring, seq, dhead, &tail, &dtail);
 	/* The same conditions arena_append applies, for all the records at once. */
 	while (seq + nrec - tail > ring->slot_count || dhead + bytes - dtail > ring->data_size) {
 		if (tail == seq)
@@ -592,6 +633,7 @@ arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flag
 	uint64_t dhead = ring->pend_data_head;
 	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_relaxed);
 	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_relaxed);
+	clamp_window(ring, seq, dhead, &tail, &dtail);
 	uint64_t n_evicted = 0, bytes_evicted = 0;
 	while (seq - tail >= ring->slot_count || dhead + alen - dtail > ring->data_size) {
 		if (tail == seq) {
@@ -614,7 +656,8 @@ arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flag
 		atomic_thread_fence(memory_order_release);
 	}
 	KILL_POINT("append:evicted");
-	uint32_t crc = 0;
+	uint64_t time_ns = arena_now_ns();
+	uint32_t crc = record_crc_start(seq, time_ns, ref, (uint32_t)len, kind, flags);
 	uint64_t p = dhead;
 	for (int i = 0; i < iovcnt; i++) {
 		const unsigned char *src = iov[i].iov_base;
@@ -637,7 +680,7 @@ arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flag
 	sl->pos = dhead;
 	sl->len = (uint32_t)len;
 	sl->crc = crc;
-	sl->time_ns = arena_now_ns();
+	sl->time_ns = time_ns;
 	sl->ref = ref;
 	sl->kind = kind;
 	sl->flags = flags;
@@ -780,7 +823,9 @@ arena_read(const struct arena *a, enum arena_ring_id r, uint64_t seq, struct are
 		buf_reset(out);
 		return ARENA_READ_OVERRUN;
 	}
-	if (bad || sseq != seq || arena_crc32c(0, out->data, out->len) != copy.crc) {
+	if (bad || sseq != seq ||
+	    arena_crc32c(record_crc_start(seq, copy.time_ns, copy.ref, copy.len, copy.kind, copy.flags), out->data,
+	                 out->len) != copy.crc) {
 		buf_reset(out);
 		return ARENA_READ_CORRUPT;
 	}

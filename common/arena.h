@@ -40,8 +40,11 @@
  *                 data    data_size bytes of payload; a record occupies ARENA_ALIGN(len) bytes from
  *                         its slot's pos and may wrap around the end of the ring
  *
- * RECORD: slot fields seq (stored last, release), pos, len, crc (CRC-32C of the payload), time_ns
- * (CLOCK_REALTIME at commit), ref (facts: the raw record's sequence; raw: the fact's), kind, flags.
+ * RECORD: slot fields seq (stored last, release), pos, len, crc, time_ns (CLOCK_REALTIME at
+ * commit), ref (facts: the raw record's sequence; raw: the fact's), kind, flags. crc is the CRC-32C
+ * (Castagnoli) of a 32-byte preamble — seq, time_ns, ref (u64 each), len (u32), kind, flags (u16
+ * each), native-endian — followed by the payload: a slot that was never written or was wiped (all
+ * zeros) never passes, and neither does a record whose metadata was damaged.
  * The arena treats payloads as bytes; their formats are specified in event_record.h:
  *   facts ring, kind 1: one record per accepted event (what it changed) or one snapshot of a call's
  *     whole state; each names its call's base, the record from which the call's history is
@@ -212,7 +215,10 @@ struct arena {
 	bool file_backed;    /* a regular file (not /dev/shm): msync after a reset */
 	void *base;
 	size_t size;
-	const struct arena_header *hdr;
+	/* A private copy of the header, validated once: the geometry is never read again from the
+	 * mapping, where it could have changed since it was checked. */
+	struct arena_header header;
+	const struct arena_header *hdr; /* = &header */
 	struct arena_control *ctl;
 	struct arena_ring ring[ARENA_RINGS];
 };

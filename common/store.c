@@ -19,8 +19,11 @@ rebuild(struct store *s)
 	struct arena_rec rec;
 	struct event_fact f;
 	view_clear(&s->view);
-	uint64_t head = arena_head(s->a, ARENA_FACTS), bad = 0;
-	for (uint64_t q = arena_tail(s->a, ARENA_FACTS); q < head; q++) {
+	uint64_t head = arena_head(s->a, ARENA_FACTS), tail = arena_tail(s->a, ARENA_FACTS), bad = 0;
+	/* no more records than slots, whatever a damaged head says */
+	if (head - tail > s->a->ring[ARENA_FACTS].slot_count)
+		head = tail + s->a->ring[ARENA_FACTS].slot_count;
+	for (uint64_t q = tail; q < head; q++) {
 		if (arena_read(s->a, ARENA_FACTS, q, &rec, &payload) != ARENA_READ_OK || rec.kind != EVENT_REC_FACT ||
 		    event_fact_decode(payload.data, payload.len, &f) < 0) {
 			bad++;

@@ -79,7 +79,9 @@ sync_arena(struct query *q)
 			q->cursor = arena_tail(&q->arena, ARENA_FACTS);
 			q->pruned_tail = q->cursor;
 		}
-		for (;;) {
+		/* At most one ring's worth per call, whatever a damaged head says: the next doorbell or poll
+		 * goes on. */
+		for (uint64_t budget = q->arena.ring[ARENA_FACTS].slot_count; budget; budget--) {
 			enum arena_read_status st = arena_read(&q->arena, ARENA_FACTS, q->cursor, &rec, &q->scratch);
 			if (st == ARENA_READ_END)
 				break;
