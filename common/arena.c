@@ -387,6 +387,15 @@ fail:
 }
 
 int
+arena_open_readonly(const char *path, char *err, size_t errlen)
+{
+	int fd = open_path(path, O_RDONLY, 0);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot open arena %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int
 arena_map(struct arena *a, int fd, bool writable, char *err, size_t errlen)
 {
 	memset(a, 0, sizeof(*a));
@@ -478,7 +487,6 @@ reinit(struct arena *a)
 		uint64_t h = atomic_load_explicit(&rc->head_seq, memory_order_relaxed);
 		atomic_store_explicit(&rc->tail_seq, h, memory_order_release);
 	}
-	atomic_store_explicit(&c->generation, new_generation(old), memory_order_release);
 	atomic_thread_fence(memory_order_release);
 	for (int r = 0; r < ARENA_RINGS; r++) {
 		struct arena_ring_ctl *rc = &c->ring[r];
@@ -495,7 +503,8 @@ reinit(struct arena *a)
 	for (int i = 0; i < ARENA_NCOUNTERS; i++)
 		atomic_store_explicit(&c->counters[i], 0, memory_order_relaxed);
 	atomic_store_explicit(&c->recoveries, recoveries + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* Announced last: a reader that sees the new generation also sees the new, empty counters. */
+	atomic_store_explicit(&c->generation, new_generation(old), memory_order_release);
 	sync_if_file(a);
 }
 
@@ -618,7 +627,7 @@ arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, u
 }
 
 uint64_t
-arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flags, uint64_t ref,
+arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flags, uint64_t ref, uint64_t time_ns,
              const struct iovec *iov, int iovcnt)
 {
 	struct arena_ring *ring = &a->ring[r];
@@ -656,7 +665,6 @@ arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flag
 		atomic_thread_fence(memory_order_release);
 	}
 	KILL_POINT("append:evicted");
-	uint64_t time_ns = arena_now_ns();
 	uint32_t crc = record_crc_start(seq, time_ns, ref, (uint32_t)len, kind, flags);
 	uint64_t p = dhead;
 	for (int i = 0; i < iovcnt; i++) {

@@ -243,15 +243,18 @@ enum arena_read_status {
 /* Computes the layout for a total size (rounded so that every ring is a power of two). */
 int arena_geometry(uint64_t total, struct arena_geometry *g);
 
-/* Opens (or creates) the arena at path, for the master: a path under /dev/shm/ with a single
- * component, or any path starting with /dev/shm/, names a POSIX shared-memory object; anything else
- * is a regular file. Creates and initialises it when absent (sized and allocated up front); an
+/* Opens (or creates) the arena at path, for the master: a single name directly under /dev/shm/
+ * names a POSIX shared-memory object; anything else is a regular file. Creates and initialises it when absent (sized and allocated up front); an
  * existing arena is validated, and one of another layout version or size is refused (-1, err set).
  * Takes an exclusive flock (a second daemon on the same arena gets -1 and err naming it).
  * Returns the read-write fd (the lock holder) and stores a read-only fd in *ro_fd. */
 int arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, size_t errlen);
 
-/* Maps fd and validates the header against the object's size. writable selects PROT_WRITE. */
+/* Opens the arena at path read-only (same path rule), for readers that need no daemon. Returns the
+ * descriptor, or -1 with a one-line reason in err. */
+int arena_open_readonly(const char *path, char *err, size_t errlen);
+/* Maps fd and validates the header against the object's size. writable selects PROT_WRITE.
+ * struct arena points into itself (hdr): map into the struct you keep, never copy one. */
 int arena_map(struct arena *a, int fd, bool writable, char *err, size_t errlen);
 void arena_unmap(struct arena *a);
 /* Validates only the header of a mapping of `size` bytes (used by arena_map and tests). */
@@ -262,10 +265,11 @@ int arena_check_header(const void *base, size_t size, char *err, size_t errlen);
  * with a new generation if the structure is broken. Writes a one-line reason into why (empty when
  * nothing had to be done). Returns 0, or 1 when it re-initialised. */
 int arena_recover(struct arena *a, char *why, size_t whylen);
-/* Appends a record (payload gathered from iov) to ring r without publishing it. Returns its
- * sequence number, or UINT64_MAX when the payload exceeds the ring's max_record. */
+/* Appends a record (payload gathered from iov) to ring r without publishing it, stamped with
+ * time_ns (the writer's commit time: one clock for the whole commit). Returns its sequence number,
+ * or UINT64_MAX when the payload exceeds the ring's max_record. */
 uint64_t arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint16_t flags, uint64_t ref,
-                      const struct iovec *iov, int iovcnt);
+                      uint64_t time_ns, const struct iovec *iov, int iovcnt);
 /* The sequence number the next append to ring r will get. */
 uint64_t arena_next_seq(const struct arena *a, enum arena_ring_id r);
 /* The tail ring r will have after appending nrec more records of bytes aligned bytes in all (see

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "follow.h"
 #include "log.h"
 
 static struct log_limit drop_limit;
@@ -15,29 +16,14 @@ static struct log_limit drop_limit;
 static void
 rebuild(struct store *s)
 {
-	struct buf payload = BUF_INIT;
-	struct arena_rec rec;
-	struct event_fact f;
+	struct follow f;
+	follow_init(&f);
 	view_clear(&s->view);
-	uint64_t head = arena_head(s->a, ARENA_FACTS), tail = arena_tail(s->a, ARENA_FACTS), bad = 0;
-	/* no more records than slots, whatever a damaged head says */
-	if (head - tail > s->a->ring[ARENA_FACTS].slot_count)
-		head = tail + s->a->ring[ARENA_FACTS].slot_count;
-	for (uint64_t q = tail; q < head; q++) {
-		if (arena_read(s->a, ARENA_FACTS, q, &rec, &payload) != ARENA_READ_OK || rec.kind != EVENT_REC_FACT ||
-		    event_fact_decode(payload.data, payload.len, &f) < 0) {
-			bad++;
-			continue;
-		}
-		if (view_apply(&s->view, q, rec.time_ns, rec.ref, &f) < 0) {
-			log_msg(LOG_ERR, "out of memory rebuilding the call index");
-			break;
-		}
-	}
-	view_prune(&s->view, arena_tail(s->a, ARENA_FACTS));
-	if (bad)
-		log_msg(LOG_WARNING, "%" PRIu64 " unreadable fact record(s) skipped while rebuilding", bad);
-	buf_free(&payload);
+	if (follow_sync(&f, s->a, &s->view) < 0)
+		log_msg(LOG_ERR, "out of memory rebuilding the call index");
+	if (f.corrupt)
+		log_msg(LOG_WARNING, "%" PRIu64 " unreadable fact record(s) skipped while rebuilding", f.corrupt);
+	follow_free(&f);
 }
 
 int
@@ -68,7 +54,8 @@ store_close(struct store *s)
 bool
 store_call_live(const struct store *s, const struct view_call *c, uint64_t now_ns)
 {
-	return !c->ended && now_ns - c->changed_ns < s->idle_ns;
+	/* A clock stepped back must not make every call look idle. */
+	return !c->ended && (now_ns <= c->changed_ns || now_ns - c->changed_ns < s->idle_ns);
 }
 
 static bool
@@ -185,7 +172,7 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 		uint64_t seq = arena_next_seq(a, ARENA_FACTS);
 		event_enc_set_call_base(b, seq);
 		struct iovec iov = { b->data, b->len };
-		if (arena_append(a, ARENA_FACTS, EVENT_REC_FACT, EVENT_F_SNAPSHOT, ARENA_NO_REF, &iov, 1) != seq ||
+		if (arena_append(a, ARENA_FACTS, EVENT_REC_FACT, EVENT_F_SNAPSHOT, ARENA_NO_REF, now_ns, &iov, 1) != seq ||
 		    apply_own(s, seq, now_ns, ARENA_NO_REF, b) < 0)
 			return STORE_NOMEM; /* cannot happen: the plan checked the size; memory is all it needs */
 		arena_count(a, ARENA_C_SNAPSHOTS, 1);
@@ -197,7 +184,7 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 	if (s->raw.failed)
 		return STORE_NOMEM;
 	struct iovec riov[2] = { { s->raw.data, s->raw.len }, { s->body.data, s->body.len } };
-	uint64_t raw_seq = arena_append(a, ARENA_RAW, EVENT_REC_RAW, raw_flags, fact_seq, riov, 2);
+	uint64_t raw_seq = arena_append(a, ARENA_RAW, EVENT_REC_RAW, raw_flags, fact_seq, now_ns, riov, 2);
 	uint16_t flags = res->flags;
 	if (raw_seq == UINT64_MAX)
 		arena_count(a, ARENA_C_RAW_DROPPED, 1);
@@ -210,8 +197,8 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 	                                                      : view_find(&s->view, res->call_id, strlen(res->call_id));
 	event_enc_set_call_base(&s->fact, c ? c->base_seq : fact_seq);
 	struct iovec fiov = { s->fact.data, s->fact.len };
-	uint64_t seq = arena_append(a, ARENA_FACTS, EVENT_REC_FACT, flags, raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq,
-	                            &fiov, 1);
+	uint64_t ref = raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq;
+	uint64_t seq = arena_append(a, ARENA_FACTS, EVENT_REC_FACT, flags, ref, now_ns, &fiov, 1);
 	if (seq == UINT64_MAX) {
 		arena_rollback(a);
 		return STORE_TOO_LARGE;
@@ -219,6 +206,7 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 	arena_publish(a);
 	s->fact_seq = seq;
 	s->raw_seq = raw_seq;
+	s->fact_time_ns = now_ns;
 	arena_count(a, ARENA_C_EVENTS, 1);
 	arena_count(a, ARENA_C_RAW_BYTES, s->body.len);
 	if (flags & EVENT_F_REPAIRED)

@@ -33,6 +33,7 @@ struct store {
 	size_t nsnap;
 	uint64_t idle_ns;
 	uint64_t fact_seq, raw_seq; /* of the last commit (raw_seq UINT64_MAX when none) */
+	uint64_t fact_time_ns;      /* the time stamped on its fact record */
 };
 
 enum store_status { STORE_OK = 0, STORE_TOO_LARGE, STORE_NOMEM };

@@ -261,7 +261,7 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	struct event_fact f;
 	if (event_fact_decode(g->store.fact.data, g->store.fact.len, &f) == 0) {
 		buf_reset(&g->line);
-		event_describe(&g->line, &f, now);
+		event_describe(&g->line, &f, g->store.fact_time_ns);
 		log_msg(LOG_INFO, "%s", buf_cstr(&g->line));
 	}
 }

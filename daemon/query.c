@@ -20,6 +20,7 @@
 #include "api.h"
 #include "arena.h"
 #include "event_record.h"
+#include "follow.h"
 #include "http.h"
 #include "log.h"
 #include "view.h"
@@ -27,7 +28,6 @@
 #include "worker.h"
 
 #define QUERY_MAX_BODY 4096           /* the dashboard port takes no payloads */
-#define QUERY_SYNC_RETRIES 3          /* a generation change while catching up restarts the catch-up */
 
 /* Headers every dashboard response carries: the page runs no inline code and cannot be framed. */
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -50,9 +50,8 @@ struct query {
 	struct arena arena;
 	struct view view;
 	uint64_t generation;
-	uint64_t cursor;      /* next fact to apply */
-	uint64_t pruned_tail; /* tail at the last prune */
-	uint64_t overruns, corrupt;
+	struct follow follow;
+	struct log_limit corrupt_limit;
 	struct buf out, scratch;
 	struct event *doorbell_ev, *poll_ev, *ctl_ev;
 	struct pending_reset *resets;
@@ -68,50 +67,13 @@ struct query {
 static void
 sync_arena(struct query *q)
 {
-	struct arena_rec rec;
-	struct event_fact f;
-	for (int attempt = 0; attempt < QUERY_SYNC_RETRIES; attempt++) {
-		uint64_t gen = arena_generation(&q->arena);
-		if (gen != q->generation) {
-			/* Reset or re-initialised: whatever we knew belongs to another generation. */
-			view_clear(&q->view);
-			q->generation = gen;
-			q->cursor = arena_tail(&q->arena, ARENA_FACTS);
-			q->pruned_tail = q->cursor;
-		}
-		/* At most one ring's worth per call, whatever a damaged head says: the next doorbell or poll
-		 * goes on. */
-		for (uint64_t budget = q->arena.ring[ARENA_FACTS].slot_count; budget; budget--) {
-			enum arena_read_status st = arena_read(&q->arena, ARENA_FACTS, q->cursor, &rec, &q->scratch);
-			if (st == ARENA_READ_END)
-				break;
-			if (st == ARENA_READ_OVERRUN) {
-				q->overruns++;
-				q->cursor = arena_tail(&q->arena, ARENA_FACTS);
-				continue;
-			}
-			if (st == ARENA_READ_CORRUPT || rec.kind != EVENT_REC_FACT ||
-			    event_fact_decode(q->scratch.data, q->scratch.len, &f) < 0) {
-				if (q->corrupt++ == 0)
-					log_msg(LOG_WARNING, "skipped an unreadable fact record (seq %" PRIu64 ")", q->cursor);
-				q->cursor++;
-				continue;
-			}
-			if (view_apply(&q->view, q->cursor, rec.time_ns, rec.ref, &f) < 0) {
-				log_msg(LOG_ERR, "out of memory following the arena: starting over");
-				q->generation = 0;
-				break;
-			}
-			q->cursor++;
-		}
-		uint64_t tail = arena_tail(&q->arena, ARENA_FACTS);
-		if (tail > q->pruned_tail) {
-			view_prune(&q->view, tail);
-			q->pruned_tail = tail;
-		}
-		if (arena_generation(&q->arena) == q->generation)
-			return;
-	}
+	uint64_t corrupt = q->follow.corrupt;
+	if (follow_sync(&q->follow, &q->arena, &q->view) < 0)
+		log_msg(LOG_ERR, "out of memory following the arena: starting over");
+	if (q->follow.corrupt > corrupt)
+		log_limited(&q->corrupt_limit, LOG_WARNING, "skipped %" PRIu64 " unreadable fact record(s) (seq %" PRIu64 ")",
+		            q->follow.corrupt - corrupt, q->follow.cursor - 1);
+	q->generation = q->follow.generation;
 }
 
 static void
@@ -407,6 +369,7 @@ query_main(const struct config *cfg)
 		return 1;
 	}
 	view_init(&q.view);
+	follow_init(&q.follow);
 	sync_arena(&q);
 
 	q.http = worker_loop_init(&q.loop, NULL, NULL, &q) == 0
@@ -437,6 +400,7 @@ query_main(const struct config *cfg)
 	event_free(q.ctl_ev);
 	worker_loop_free(&q.loop);
 	view_clear(&q.view);
+	follow_free(&q.follow);
 	arena_unmap(&q.arena);
 	buf_free(&q.out);
 	buf_free(&q.scratch);

@@ -86,7 +86,7 @@ append_one(struct arena *a, enum arena_ring_id r, uint64_t seq_hint, size_t max,
 	size_t n = rec_len(seq_hint, max);
 	fill(scratch, n, seq_hint);
 	struct iovec iov = { scratch, n };
-	return arena_append(a, r, 7, 3, seq_hint ^ 0xabc, &iov, 1);
+	return arena_append(a, r, 7, 3, seq_hint ^ 0xabc, arena_now_ns(), &iov, 1);
 }
 
 START_TEST(test_geometry)
@@ -140,9 +140,9 @@ START_TEST(test_append_read_back)
 	/* a record larger than the ring's limit is refused, not truncated */
 	unsigned char *big = calloc(1, a.ring[ARENA_FACTS].max_record + 1);
 	struct iovec iov = { big, a.ring[ARENA_FACTS].max_record + 1 };
-	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, &iov, 1), UINT64_MAX);
+	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, arena_now_ns(), &iov, 1), UINT64_MAX);
 	iov.iov_len--;
-	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, &iov, 1), 100);
+	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, arena_now_ns(), &iov, 1), 100);
 	arena_rollback(&a);
 	ck_assert_uint_eq(arena_next_seq(&a, ARENA_FACTS), 100);
 	free(big);
@@ -199,7 +199,7 @@ START_TEST(test_wrap_around)
 	unsigned char one = 1;
 	struct iovec iov = { &one, 1 };
 	for (uint64_t i = 0; i < slots * 3; i++)
-		arena_append(&a, ARENA_RAW, 1, 0, 0, &iov, 1);
+		arena_append(&a, ARENA_RAW, 1, 0, 0, arena_now_ns(), &iov, 1);
 	arena_publish(&a);
 	ck_assert_uint_eq(arena_head(&r, ARENA_RAW) - arena_tail(&r, ARENA_RAW), slots);
 	free(buf);
@@ -497,8 +497,8 @@ START_TEST(test_reset_overwrites)
 	const char secret[] = "PATIENT-HEALTH-DETAIL-0123456789";
 	struct iovec iov = { (void *)secret, sizeof(secret) - 1 };
 	for (int i = 0; i < 20; i++) {
-		arena_append(&a, ARENA_FACTS, 1, 0, 0, &iov, 1);
-		arena_append(&a, ARENA_RAW, 1, 0, 0, &iov, 1);
+		arena_append(&a, ARENA_FACTS, 1, 0, 0, arena_now_ns(), &iov, 1);
+		arena_append(&a, ARENA_RAW, 1, 0, 0, arena_now_ns(), &iov, 1);
 	}
 	arena_publish(&a);
 	uint64_t gen = arena_generation(&a);
@@ -521,7 +521,7 @@ START_TEST(test_reset_overwrites)
 	free(all);
 	close(fd);
 	/* appends continue with the next sequence number */
-	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, &iov, 1), head);
+	ck_assert_uint_eq(arena_append(&a, ARENA_FACTS, 1, 0, 0, arena_now_ns(), &iov, 1), head);
 	arena_publish(&a);
 	ck_assert_int_eq(arena_read(&a, ARENA_FACTS, head, &rec, &out), ARENA_READ_OK);
 	buf_free(&out);
