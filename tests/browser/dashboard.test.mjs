@@ -9,12 +9,14 @@ import { access, constants, mkdtemp, readdir, readFile, rm, mkdir } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Tap, Daemon, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
 const fixtures = join(repo, 'tests', 'fixtures');
 const BIN = process.env.LIVEEVENTSD || join(repo, 'daemon', 'liveeventsd');
+const CTL = process.env.LIVEEVENTSCTL || join(dirname(BIN), 'liveeventsctl');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const CALL_A = 'CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d';
@@ -177,12 +179,18 @@ async function main() {
   const apiBodies = [];
   const apiStatuses = [];
   let dialogMode = 'unexpected';   // 'dismiss' | 'accept' during the reset checks
+  let follower = null, tailOut = '';
   let expectNetworkErrors = false;
 
   try {
     tap.comment(`daemon: ${BIN}`);
     const up = await tap.check('daemon starts and answers /healthz on both ports', () => daemon.start());
     if (!up) return;
+
+    // A terminal beside the dashboard: liveeventsctl tail -f follows the same arena, read-only.
+    follower = spawn(CTL, ['--arena', daemon.arena, 'tail', '-f', '-n', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    follower.stdout.setEncoding('utf8');
+    follower.stdout.on('data', (d) => { tailOut += d; });
 
     context = await chromium.launchPersistentContext(join(work, 'profile'), {
       executablePath: CHROMIUM,
@@ -352,6 +360,20 @@ async function main() {
         return !!chip && !chip.hidden;
       }, CALL_A);
       assert(ended, 'no ended marker on A in the call list');
+    });
+
+    await tap.check('liveeventsctl tail -f followed the same replay live: every bubble and pill of A is in its lines', async () => {
+      const s = await probe(page);
+      const lines = tailOut.split('\n').filter((l) => l.includes('CA5e0b7c1d9a'));
+      // The log words: the latest message of each event, its first 80 characters; statuses upper-cased.
+      for (const b of s.bubbles) {
+        const start = b.text.slice(0, 40);
+        assert(lines.some((l) => l.includes(`${b.role}: ${start}`)), `no tail line shows "${b.role}: ${start}"`);
+      }
+      for (const p of s.pills) {
+        assert(lines.some((l) => l.includes(`\u2192 ${p.toUpperCase()}`)), `no tail line shows status ${p}`);
+      }
+      tap.comment(`tail -f printed ${lines.length} lines for call A`);
     });
 
     await tap.check('call A: the report panel and the hang alert follow what the API returns', async () => {
@@ -537,6 +559,7 @@ async function main() {
         const s = await probe(page);
         assert(s.calls.length > 0, 'the page cleared although the reset failed');
       } finally {
+    if (follower) follower.kill('SIGTERM');
         await page.unroute('**/api/conversations');
         expectNetworkErrors = false;
         dialogMode = 'unexpected';
