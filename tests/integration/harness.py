@@ -15,6 +15,16 @@ import time
 import traceback
 import urllib.parse
 
+# Where things are, resolved once for every suite: `make check` sets top_srcdir and top_builddir
+# (they differ under distcheck, whose source tree is read-only); the binaries may be overridden.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(_HERE, "..", ".."))
+BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
+DAEMON = os.path.abspath(os.environ.get("LIVEEVENTSD") or os.path.join(BUILDDIR, "daemon", "liveeventsd"))
+CTL = os.path.abspath(os.environ.get("LIVEEVENTSCTL") or os.path.join(BUILDDIR, "daemon", "liveeventsctl"))
+FIXDIR = os.path.join(SRCDIR, "tests", "fixtures")
+EXPECTED = os.path.join(SRCDIR, "tests", "expected", "expected.json")
+
 SECRET_HEADERS = {"Content-Type": "application/json", "x-interactly-secret": "test-secret"}
 
 

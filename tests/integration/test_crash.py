@@ -39,11 +39,7 @@ import time  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
-BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
-BINARY = os.path.abspath(os.environ.get("LIVEEVENTSD") or os.path.join(BUILDDIR, "daemon", "liveeventsd"))
-CTL = os.path.abspath(os.environ.get("LIVEEVENTSCTL") or os.path.join(BUILDDIR, "daemon", "liveeventsctl"))
+BINARY, CTL = H.DAEMON, H.CTL
 
 KILLS = int(os.environ.get("CRASH_KILLS") or 250)
 SEED = int(os.environ.get("CRASH_SEED") or 20240611)

@@ -34,12 +34,7 @@ import time  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
-BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
-DAEMON = os.path.abspath(os.environ.get("LIVEEVENTSD") or os.path.join(BUILDDIR, "daemon", "liveeventsd"))
-CTL = os.path.abspath(os.environ.get("LIVEEVENTSCTL") or os.path.join(BUILDDIR, "daemon", "liveeventsctl"))
-FIXDIR = os.path.join(SRCDIR, "tests", "fixtures")
+SRCDIR, DAEMON, CTL, FIXDIR = H.SRCDIR, H.DAEMON, H.CTL, H.FIXDIR
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (master|ingest|query): (.*)$")
 EVENT_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\.\d{3}\] ")
@@ -989,7 +984,7 @@ def main():
     signal.alarm(300)
     ctx = {}
     try:
-        with open(os.path.join(SRCDIR, "tests", "expected", "expected.json"), encoding="utf-8") as f:
+        with open(H.EXPECTED, encoding="utf-8") as f:
             ctx["expected"] = json.load(f)
         ctx["fixtures"] = load_fixtures()
         scenario("1 command line", scenario_cli, ctx)

@@ -28,11 +28,7 @@ import time  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
-BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
-BINARY = os.path.abspath(os.environ.get("LIVEEVENTSD") or os.path.join(BUILDDIR, "daemon", "liveeventsd"))
-FIXDIR = os.path.join(SRCDIR, "tests", "fixtures")
+SRCDIR, BINARY, FIXDIR = H.SRCDIR, H.DAEMON, H.FIXDIR
 
 SECRETS = [b"test-secret", b"fake-token-for-tests-only"]
 REDACTED = "[redacted]"
@@ -1432,7 +1428,7 @@ def main():
     signal.alarm(300)
     ctx = {}
     try:
-        with open(os.path.join(SRCDIR, "tests", "expected", "expected.json"), encoding="utf-8") as f:
+        with open(H.EXPECTED, encoding="utf-8") as f:
             ctx["expected"] = json.load(f)
         ctx["fixtures"] = load_fixtures()
         t.ok(len([f for f in ctx["fixtures"] if not f.malformed]) > 40 and any(f.malformed for f in ctx["fixtures"]),

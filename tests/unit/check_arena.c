@@ -18,28 +18,13 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check_util.h"
 
 #define SMALL (1u << 20) /* the smallest arena: rings wrap quickly */
 #define CONCURRENT_READS 200000
 #define CONCURRENT_SECONDS 5
 
-static char dir[256];
-static char path[300];
-
-static void
-setup(void)
-{
-	snprintf(dir, sizeof(dir), "/tmp/check_arena.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/arena", dir);
-}
-
-static void
-teardown(void)
-{
-	unlink(path);
-	rmdir(dir);
-}
+CHECK_TMP_FIXTURE("check_arena")
 
 /* Deterministic content: every byte depends on the sequence number and the offset, so a record
  * glued together from two different writes is detected without trusting the CRC. */
@@ -566,13 +551,4 @@ arena_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	setvbuf(stdout, NULL, _IONBF, 0);
-	SRunner *sr = srunner_create(arena_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(arena_suite)

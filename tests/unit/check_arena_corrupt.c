@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check_util.h"
 
 #define SIZE ARENA_MIN_SIZE          /* the smallest arena: rings wrap within microseconds */
 #define DEFAULT_RUN_MS 3000
@@ -50,23 +51,7 @@
 
 static const size_t max_len[ARENA_RINGS] = { 3000, 7000 };
 
-static char dir[256];
-static char path[300];
-
-static void
-setup(void)
-{
-	snprintf(dir, sizeof(dir), "/tmp/check_arena_corrupt.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/arena", dir);
-}
-
-static void
-teardown(void)
-{
-	unlink(path);
-	rmdir(dir);
-}
+CHECK_TMP_FIXTURE("check_arena_corrupt")
 
 static uint64_t
 env_u64(const char *name, uint64_t dflt)
@@ -1072,13 +1057,4 @@ arena_corrupt_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	setvbuf(stdout, NULL, _IONBF, 0);
-	SRunner *sr = srunner_create(arena_corrupt_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(arena_corrupt_suite)

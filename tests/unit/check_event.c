@@ -13,6 +13,7 @@
 #include "hash.h"
 #include "json.h"
 #include "view.h"
+#include "check_util.h"
 
 #define CALL_A "CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d"
 
@@ -633,14 +634,4 @@ event_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	setvbuf(stdout, NULL, _IONBF, 0);
-	hash_seed();
-	SRunner *sr = srunner_create(event_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(event_suite)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check_util.h"
 #include "hash.h"
 #include "json.h"
 #include "store.h"
@@ -21,22 +22,7 @@
 #define MAX_CALLS 8192
 #define MAX_MSGS 64
 
-static char dir[256], path[300];
-
-static void
-setup(void)
-{
-	snprintf(dir, sizeof(dir), "/tmp/check_store.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/arena", dir);
-}
-
-static void
-teardown(void)
-{
-	unlink(path);
-	rmdir(dir);
-}
+CHECK_TMP_FIXTURE("check_store")
 
 /* What each call should show, kept by the test independently of the daemon's code. */
 struct model {
@@ -378,14 +364,4 @@ store_suite(void)
 	return s;
 }
 
-int
-main(void)
-{
-	setvbuf(stdout, NULL, _IONBF, 0);
-	hash_seed();
-	SRunner *sr = srunner_create(store_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(store_suite)
