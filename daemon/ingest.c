@@ -318,6 +318,8 @@ request_cb(struct evhttp_request *req, void *arg)
 
 /* --- control channel ------------------------------------------------------------------------------ */
 
+static void stop(void *arg);
+
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -325,8 +327,15 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 	struct ingest *g = arg;
 	struct ctl_msg m;
 	int rc;
-	while ((rc = worker_recv(fd, &m)) != 0) {
-		if (rc < 0 || m.type != CTL_RESET_REQ)
+	while ((rc = worker_recv(fd, &m)) != WORKER_RECV_NONE) {
+		if (rc == WORKER_RECV_CLOSED) {
+			/* The master holds the other ends: it is gone, and so must we be. */
+			log_msg(LOG_ERR, "the master is gone: stopping");
+			event_del(g->ctl_ev);
+			stop(g);
+			return;
+		}
+		if (rc == WORKER_RECV_BAD || m.type != CTL_RESET_REQ)
 			continue;
 		if (worker_monotonic_ns() > m.deadline_ns) {
 			/* Query has already answered 503 for this one: carrying it out now would surprise. */

@@ -153,7 +153,7 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 	struct child *c = arg;
 	struct ctl_msg msg;
 	int rc;
-	while ((rc = worker_recv(fd, &msg)) == 1) {
+	while ((rc = worker_recv(fd, &msg)) == WORKER_RECV_OK) {
 		/* Messages written by a worker that has since died may still be queued: only the current
 		 * worker's count. */
 		if (msg.pid != (uint32_t)c->pid)

@@ -244,8 +244,14 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 	struct query *q = arg;
 	struct ctl_msg m;
 	int rc;
-	while ((rc = worker_recv(fd, &m)) != 0) {
-		if (rc < 0 || m.type != CTL_RESET_DONE)
+	while ((rc = worker_recv(fd, &m)) != WORKER_RECV_NONE) {
+		if (rc == WORKER_RECV_CLOSED) {
+			log_msg(LOG_ERR, "the master is gone: stopping");
+			event_del(q->ctl_ev);
+			event_base_loopexit(q->base, NULL);
+			return;
+		}
+		if (rc == WORKER_RECV_BAD || m.type != CTL_RESET_DONE)
 			continue;
 		struct pending_reset *p = q->resets;
 		while (p && p->id != m.id)

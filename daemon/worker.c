@@ -31,10 +31,12 @@ worker_recv(int fd, struct ctl_msg *m)
 {
 	ssize_t n = recv(fd, m, sizeof(*m), MSG_DONTWAIT | MSG_TRUNC);
 	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? WORKER_RECV_NONE : WORKER_RECV_CLOSED;
+	if (n == 0)
+		return WORKER_RECV_CLOSED; /* end of file: a message is never empty */
 	if (n != (ssize_t)sizeof(*m) || m->magic != CTL_MAGIC)
-		return -1;
-	return 1;
+		return WORKER_RECV_BAD;
+	return WORKER_RECV_OK;
 }
 
 static void

@@ -63,7 +63,10 @@ int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);
 /* Sends one message; 0 or -1 (the channel is non-blocking). */
 int worker_send(int fd, const struct ctl_msg *m);
-/* Receives one message; 1 with *m filled, 0 when nothing is pending, -1 on a malformed message. */
+/* Receives one message: WORKER_RECV_OK with *m filled, WORKER_RECV_NONE when nothing is pending,
+ * WORKER_RECV_BAD for a malformed message (skip it), WORKER_RECV_CLOSED when every other end of the
+ * channel is closed (the master, which holds them all, is gone). */
+enum worker_recv_result { WORKER_RECV_NONE = 0, WORKER_RECV_OK = 1, WORKER_RECV_BAD = -1, WORKER_RECV_CLOSED = -2 };
 int worker_recv(int fd, struct ctl_msg *m);
 uint64_t worker_monotonic_ns(void);
 
