@@ -272,6 +272,19 @@ open_path(const char *path, int flags, mode_t mode)
 	return open(path, flags | O_CLOEXEC, mode);
 }
 
+/* An init interrupted before its magic was written leaves a file of exactly the planned size whose
+ * header holds nothing but zeros or the values init writes. Anything else without our magic is
+ * somebody else's file (a disk image, a swap file...), however many zeros it starts with. */
+static bool
+interrupted_init(const struct arena_header *h, uint64_t size, const struct arena_geometry *g)
+{
+	static const char zero[8];
+	return size == g->file_size && memcmp(h->magic, zero, 8) == 0 &&
+	       (h->layout_version == 0 || h->layout_version == ARENA_LAYOUT_VERSION) &&
+	       (h->header_size == 0 || h->header_size == sizeof(*h)) && (h->file_size == 0 || h->file_size == size) &&
+	       (h->abi == 0 || h->abi == ARENA_ABI);
+}
+
 int
 arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, size_t errlen)
 {
@@ -281,9 +294,15 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 		         ARENA_MIN_SIZE, (unsigned long long)ARENA_MAX_SIZE);
 		return -1;
 	}
-	int fd = open_path(path, O_RDWR | O_CREAT, 0600);
+	int fd = open_path(path, O_RDWR | O_CREAT | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open arena %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st0;
+	if (fstat(fd, &st0) < 0 || !S_ISREG(st0.st_mode)) {
+		snprintf(err, errlen, "arena %s is not a regular file; refusing to use it", path);
+		close(fd);
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -302,12 +321,11 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 		/* An existing object: ours only if it carries our magic, or all zeros where the magic goes
 		 * (an init that was interrupted before the magic was written). Anything else is refused
 		 * rather than overwritten: the path may point at somebody's file. */
-		char magic[8] = { 0 };
-		ssize_t n = pread(fd, magic, sizeof(magic), 0);
-		static const char zero[8];
-		if (n == (ssize_t)sizeof(magic) && memcmp(magic, zero, 8) == 0) {
+		struct arena_header h;
+		ssize_t n = pread(fd, &h, sizeof(h), 0);
+		if (n == (ssize_t)sizeof(h) && interrupted_init(&h, (uint64_t)st.st_size, &g)) {
 			fresh = true;
-		} else if (n != (ssize_t)sizeof(magic) || memcmp(magic, ARENA_MAGIC, 8) != 0) {
+		} else if (n != (ssize_t)sizeof(h) || memcmp(h.magic, ARENA_MAGIC, 8) != 0) {
 			snprintf(err, errlen, "%s exists and is not a liveevents arena; refusing to overwrite it", path);
 			goto fail;
 		}
@@ -352,12 +370,20 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 			snprintf(err, errlen, "arena %s has layout version %u, this program needs version %u",
 			         path, h->layout_version, ARENA_LAYOUT_VERSION);
 			bad = 1;
-		} else if (h->file_size != (uint64_t)st.st_size || h->file_size != g.file_size ||
-		           memcmp(h->ring, g.ring, sizeof(g.ring)) != 0) {
+		} else if (h->file_size != (uint64_t)st.st_size) {
 			snprintf(err, errlen,
-			         "arena %s is %llu bytes, but the configured arena size needs %llu; "
-			         "remove it or start with the size it was created with",
-			         path, (unsigned long long)st.st_size, (unsigned long long)g.file_size);
+			         "arena %s is damaged: its header says %llu bytes but the file has %llu; move it away to "
+			         "start a new one",
+			         path, (unsigned long long)h->file_size, (unsigned long long)st.st_size);
+			bad = 1;
+		} else if (h->file_size != g.file_size || memcmp(h->ring, g.ring, sizeof(g.ring)) != 0) {
+			/* Sizes are rounded to powers of two: name an --arena-size that gives this arena. */
+			unsigned long long made = (unsigned long long)h->ring[ARENA_RAW].data_size * 2;
+			snprintf(err, errlen,
+			         "arena %s was made with --arena-size %lluM (a %llu-byte file), but this start asks for "
+			         "--arena-size %lluM (%llu bytes): use the same size, or move the file away",
+			         path, made >> 20, (unsigned long long)h->file_size, (unsigned long long)(size >> 20),
+			         (unsigned long long)g.file_size);
 			bad = 1;
 		}
 		munmap(base, ARENA_HEADER_SIZE);
@@ -375,6 +401,16 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 			goto fail;
 		}
 	}
+	if (!fresh) {
+		/* An existing file may be sparse (copied, restored): allocate it now, so that a full disk or
+		 * tmpfs fails here and not as SIGBUS in a worker later. */
+		int rc = posix_fallocate(fd, 0, (off_t)g.file_size);
+		if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+			snprintf(err, errlen, "cannot allocate the %llu bytes of arena %s: %s", (unsigned long long)g.file_size,
+			         path, strerror(rc));
+			goto fail;
+		}
+	}
 	*ro_fd = open_path(path, O_RDONLY, 0);
 	if (*ro_fd < 0) {
 		snprintf(err, errlen, "cannot reopen arena %s read-only: %s", path, strerror(errno));
@@ -389,9 +425,18 @@ fail:
 int
 arena_open_readonly(const char *path, char *err, size_t errlen)
 {
-	int fd = open_path(path, O_RDONLY, 0);
-	if (fd < 0)
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. */
+	int fd = open_path(path, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0) {
 		snprintf(err, errlen, "cannot open arena %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "arena %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -593,6 +638,21 @@ uint64_t
 arena_next_seq(const struct arena *a, enum arena_ring_id r)
 {
 	return a->ring[r].pend_head_seq;
+}
+
+bool
+arena_fits_before(const struct arena *a, enum arena_ring_id r, uint64_t keep_seq, uint64_t bytes, uint64_t nrec)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	uint64_t head = ring->pend_head_seq, tail = atomic_load_explicit(&a->ctl->ring[r].tail_seq, memory_order_relaxed);
+	if (keep_seq >= head)
+		return true; /* nothing of it to overwrite */
+	if (keep_seq < tail || nrec > ring->slot_count || head - keep_seq > ring->slot_count - nrec)
+		return false;
+	uint64_t pos = ring->slots[keep_seq & ring->slot_mask].pos;
+	if (pos > ring->pend_data_head || ring->pend_data_head - pos > ring->data_size)
+		return false;
+	return bytes <= ring->data_size - (ring->pend_data_head - pos);
 }
 
 /* The control block is the writer's own, but it lives in shared memory: a tail outside the possible

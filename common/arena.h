@@ -272,6 +272,10 @@ uint64_t arena_append(struct arena *a, enum arena_ring_id r, uint16_t kind, uint
                       uint64_t time_ns, const struct iovec *iov, int iovcnt);
 /* The sequence number the next append to ring r will get. */
 uint64_t arena_next_seq(const struct arena *a, enum arena_ring_id r);
+/* Whether appending nrec records of bytes in all (each rounded up with ARENA_ALIGN) to ring r leaves
+ * record keep_seq in place (they would overwrite only older records, or none). Nothing is changed. */
+bool arena_fits_before(const struct arena *a, enum arena_ring_id r, uint64_t keep_seq, uint64_t bytes,
+                       uint64_t nrec);
 /* The tail ring r will have after appending nrec more records of bytes aligned bytes in all (see
  * ARENA_ALIGN): every record below it would be overwritten. Nothing is changed. */
 uint64_t arena_evict_bound(const struct arena *a, enum arena_ring_id r, uint64_t bytes, uint64_t nrec);

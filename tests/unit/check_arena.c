@@ -431,12 +431,31 @@ START_TEST(test_header_validation)
 	close(a.fd);
 	/* reopened with another size: refused, naming both sizes */
 	ck_assert_int_eq(arena_create_or_open(path, 4u << 20, &ro2, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "remove it"), "err: %s", err);
+	ck_assert_msg(strstr(err, "--arena-size 1M") && strstr(err, "--arena-size 4M"), "err: %s", err);
 	/* same size: accepted, contents kept */
 	int fd = arena_create_or_open(path, SMALL, &ro2, err, sizeof(err));
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	close(ro2);
+}
+END_TEST
+
+START_TEST(test_refuses_foreign_zero_prefixed_file)
+{
+	/* A disk image or preallocated file starts with zeros where our magic would be: still not ours. */
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	char block[4096] = { 0 };
+	memcpy(block + 446, "partition table, boot code, data", 33);
+	ck_assert_int_eq(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+	char err[256];
+	int ro = -1;
+	ck_assert_int_eq(arena_create_or_open(path, SMALL, &ro, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "not a liveevents arena"), "err: %s", err);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)sizeof(block));
 }
 END_TEST
 
@@ -545,6 +564,7 @@ arena_suite(void)
 	tcase_add_test(tc, test_recover_reinitialises_broken_structure);
 	tcase_add_test(tc, test_header_validation);
 	tcase_add_test(tc, test_refuses_foreign_file);
+	tcase_add_test(tc, test_refuses_foreign_zero_prefixed_file);
 	tcase_add_test(tc, test_shm_object);
 	tcase_add_test(tc, test_reset_overwrites);
 	suite_add_tcase(s, tc);
