@@ -108,18 +108,36 @@ api_conversation(struct buf *b, const struct view_call *c, const struct arena *a
 	buf_adds(b, "]}");
 }
 
+static int
+by_first_seen(const void *pa, const void *pb)
+{
+	const struct view_call *x = *(const struct view_call *const *)pa, *y = *(const struct view_call *const *)pb;
+	return x->first_seq < y->first_seq ? -1 : x->first_seq > y->first_seq ? 1 : 0;
+}
+
 void
 api_conversations(struct buf *b, const struct view *v, const struct arena *a, struct buf *scratch)
 {
+	/* In the order the calls first appeared, as the tutorial's dictionary kept them. */
+	const struct view_call **order = v->ncalls ? malloc(v->ncalls * sizeof(*order)) : NULL;
+	if (v->ncalls && !order) {
+		b->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < v->ncalls; i++)
+		order[i] = v->calls[i];
+	if (order)
+		qsort(order, v->ncalls, sizeof(*order), by_first_seen);
 	buf_adds(b, "{\"conversations\":{");
 	for (size_t i = 0; i < v->ncalls; i++) {
 		if (i)
 			buf_addc(b, ',');
-		json_write_str(b, v->calls[i]->id, v->calls[i]->id_len);
+		json_write_str(b, order[i]->id, order[i]->id_len);
 		buf_addc(b, ':');
-		api_conversation(b, v->calls[i], a, scratch);
+		api_conversation(b, order[i], a, scratch);
 	}
 	buf_adds(b, "}}");
+	free(order);
 }
 
 static int

@@ -740,7 +740,8 @@ event_snapshot(struct buf *b, const struct view_call *c, uint64_t self_seq)
 	struct event_enc e;
 	buf_reset(b);
 	event_enc_begin(&e, b, EVENT_NONE, EVENT_F_SNAPSHOT, EVENT_TS_NONE, self_seq, "", 0, c->id, c->id_len);
-	event_enc_callmeta(&e, c->first_seq, c->first_ns, c->changed_seq, c->changed_ns);
+	event_enc_callmeta(&e, (uint8_t)((c->resumed ? EVENT_META_RESUMED : 0) | (c->ended ? EVENT_META_ENDED : 0)),
+	                   c->first_seq, c->first_ns, c->changed_seq, c->changed_ns);
 	if (c->customer)
 		event_enc_callinfo(&e, c->customer, strlen(c->customer));
 	for (size_t i = 0; i < c->nst; i++) {

@@ -173,10 +173,10 @@ event_enc_rawrefs(struct event_enc *e, const uint64_t *seqs, uint32_t n)
 }
 
 void
-event_enc_callmeta(struct event_enc *e, uint64_t first_seq, uint64_t first_ns, uint64_t changed_seq,
+event_enc_callmeta(struct event_enc *e, uint8_t iflags, uint64_t first_seq, uint64_t first_ns, uint64_t changed_seq,
                    uint64_t changed_ns)
 {
-	size_t off = item_begin(e, EVENT_ITEM_CALLMETA, 0);
+	size_t off = item_begin(e, EVENT_ITEM_CALLMETA, iflags);
 	uint64_t v[4] = { first_seq, first_ns, changed_seq, changed_ns };
 	buf_add(e->b, v, sizeof(v));
 	item_end(e, off);

@@ -64,6 +64,8 @@ enum event_type {
 #define EVENT_F_UNKNOWN_TYPE 0x0004u
 #define EVENT_F_RAW 0x0008u          /* a raw record was stored (slot ref names it) */
 #define EVENT_F_SNAPSHOT 0x0010u     /* a call's whole state, not an event */
+#define EVENT_F_RESUMED 0x0020u      /* starts a call whose earlier history left the arena */
+#define EVENT_F_WAS_ENDED 0x0040u    /* ...and which had ended: it stays ended */
 
 /* raw flags */
 #define EVENT_RAW_REPAIRED 0x01u /* the body holds broken text: serve it through json_write_sanitized */
@@ -81,6 +83,9 @@ enum event_item_kind {
 
 /* message item flags */
 #define EVENT_MSG_UPDATE 0x01u /* replaces the text of an already known message */
+/* call meta item flags */
+#define EVENT_META_RESUMED 0x01u /* the call's earlier history left the arena */
+#define EVENT_META_ENDED 0x02u   /* the call has ended (even if what ended it left with that history) */
 
 enum event_alert_type { EVENT_ALERT_HANG = 1, EVENT_ALERT_ERROR = 2 };
 
@@ -115,8 +120,8 @@ void event_enc_callinfo(struct event_enc *e, const char *customer, size_t len);
 void event_enc_report(struct event_enc *e, const char *json, size_t len);
 void event_enc_alert(struct event_enc *e, enum event_alert_type type, int64_t ts, const char *json, size_t len);
 void event_enc_rawrefs(struct event_enc *e, const uint64_t *seqs, uint32_t n);
-void event_enc_callmeta(struct event_enc *e, uint64_t first_seq, uint64_t first_ns, uint64_t changed_seq,
-                        uint64_t changed_ns);
+void event_enc_callmeta(struct event_enc *e, uint8_t iflags, uint64_t first_seq, uint64_t first_ns,
+                        uint64_t changed_seq, uint64_t changed_ns);
 /* Finishes the record; false if the buffer failed. */
 bool event_enc_end(struct event_enc *e);
 /* Rewrite fields of a finished record (their byte offsets are fixed). */

@@ -70,7 +70,7 @@ follow_sync(struct follow *f, const struct arena *a, struct view *v)
 		}
 		uint64_t tail = arena_tail(a, ARENA_FACTS);
 		if (tail > f->pruned_tail) {
-			view_prune(v, tail);
+			view_prune(v, tail, NULL, NULL);
 			f->pruned_tail = tail;
 		}
 		if (arena_generation(a) == f->generation)

@@ -1,4 +1,4 @@
-/* store: committing events, keeping live calls whole (see store.h for the policy). */
+/* store: committing events, keeping live calls whole (see store.h for the policy and its rule). */
 #include "config.h"
 
 #include "store.h"
@@ -8,7 +8,13 @@
 #include <string.h>
 
 #include "follow.h"
+#include "hash.h"
 #include "log.h"
+
+/* c->mark: the commit that last snapshotted the call, with the high bit; or MARK_DROPPED once the
+ * writer gives the call up (it stays given up until it leaves). */
+#define MARK_SNAPPED (1ull << 63)
+#define MARK_DROPPED UINT64_MAX
 
 static struct log_limit drop_limit;
 
@@ -47,75 +53,45 @@ store_close(struct store *s)
 	buf_free(&s->fact);
 	buf_free(&s->body);
 	buf_free(&s->raw);
-	for (size_t i = 0; i < STORE_MAX_SNAPSHOTS; i++)
-		buf_free(&s->snap[i]);
+	buf_free(&s->snap);
 }
 
 bool
 store_call_live(const struct store *s, const struct view_call *c, uint64_t now_ns)
 {
+	if (c->ended || c->mark == MARK_DROPPED)
+		return false;
 	/* A clock stepped back must not make every call look idle. */
-	return !c->ended && (now_ns <= c->changed_ns || now_ns - c->changed_ns < s->idle_ns);
+	return now_ns <= c->changed_ns || now_ns - c->changed_ns < s->idle_ns;
 }
 
-static bool
-planned(const struct store *s, const struct view_call *c)
+/* The live call with the oldest base: from the view's cursor, which only the calls before it that
+ * change (and may be live again) move back. */
+static struct view_call *
+oldest_live(struct store *s, uint64_t now_ns)
 {
-	for (size_t i = 0; i < s->nsnap; i++)
-		if (s->snap_call[i] == c)
-			return true;
-	return false;
+	struct view_call *c = s->view.live_from ? s->view.live_from : s->view.oldest;
+	while (c && !store_call_live(s, c, now_ns))
+		c = c->newer;
+	s->view.live_from = c ? c : s->view.newest;
+	return c;
 }
 
-/* Decides which live calls must be re-appended before a fact of fact_len bytes can be: the calls
- * whose base (the start of their whole history) the append would overwrite. Their snapshots take
- * room too, so the tail is recomputed after each. Returns the tail that appending all of it will
- * leave. A call whose snapshot cannot fit is not kept: it leaves with the others. */
-static uint64_t
-plan(struct store *s, size_t fact_len, uint64_t now_ns)
+/* A call leaves: remember it (a later event for it resumes it) and count how it left. */
+static void
+call_gone(struct view_call *c, void *arg)
 {
-	struct arena_ring *ring = &s->a->ring[ARENA_FACTS];
-	uint64_t bytes = ARENA_ALIGN(fact_len), nrec = 1;
-	s->nsnap = 0;
-	for (;;) {
-		uint64_t t = arena_evict_bound(s->a, ARENA_FACTS, bytes, nrec);
-		if (t <= s->view.min_base)
-			return t; /* no call begins below the new tail: the common case, no scan */
-		struct view_call *oldest = NULL;
-		for (size_t i = 0; i < s->view.ncalls; i++) {
-			struct view_call *c = s->view.calls[i];
-			if (c->base_seq < t && store_call_live(s, c, now_ns) && !planned(s, c) &&
-			    (!oldest || c->base_seq < oldest->base_seq))
-				oldest = c;
-		}
-		if (!oldest)
-			return t;
-		if (s->nsnap == STORE_MAX_SNAPSHOTS) {
-			log_limited(&drop_limit, LOG_WARNING,
-			            "arena too small: more than %d live calls to keep at once; the oldest live calls leave",
-			            STORE_MAX_SNAPSHOTS);
-			return t;
-		}
-		struct buf *b = &s->snap[s->nsnap];
-		/* The record's own sequence number only fills a fixed-size field: set it when appending. */
-		if (event_snapshot(b, oldest, 0) < 0)
-			return t;
-		s->snap_call[s->nsnap] = oldest;
-		if (b->len > ring->max_record || bytes + ARENA_ALIGN(b->len) > ring->data_size ||
-		    nrec + 1 > ring->slot_count) {
-			/* Kept out of the plan (marked, so it is not picked again) and left to leave. */
-			log_limited(&drop_limit, LOG_WARNING,
-			            "arena too small to keep live call %.12s… whole (%zu bytes of state): it leaves",
-			            oldest->id, b->len);
-			buf_reset(b);
-			arena_count(s->a, ARENA_C_LIVE_DROPPED, 1);
-			s->nsnap++;
-			continue;
-		}
-		bytes += ARENA_ALIGN(b->len);
-		nrec++;
-		s->nsnap++;
-	}
+	struct store *s = arg;
+	size_t i = c->hash & (STORE_EVICTED_MEMORY - 1);
+	s->gone_hash[i] = c->hash;
+	s->gone_ended[i] = c->ended;
+	arena_count(s->a, c->mark == MARK_DROPPED ? ARENA_C_LIVE_DROPPED : ARENA_C_CALLS_EVICTED, 1);
+}
+
+static void
+prune(struct store *s)
+{
+	view_prune(&s->view, arena_tail(s->a, ARENA_FACTS), call_gone, s);
 }
 
 static int
@@ -127,19 +103,63 @@ apply_own(struct store *s, uint64_t seq, uint64_t now_ns, uint64_t raw_seq, cons
 	return view_apply(&s->view, seq, now_ns, raw_seq, &f);
 }
 
-static void
-count_evictions(struct store *s)
+/* Whether a record of len bytes can be appended with room to spare before live call c's base: the
+ * spare room is what lets c's snapshot (and those of the calls after it) be written in time, in front
+ * of records older than c, never over c itself. */
+static bool
+room_before(const struct store *s, const struct view_call *c, size_t len, bool spare)
 {
-	size_t n = view_prune(&s->view, arena_tail(s->a, ARENA_FACTS));
-	if (n)
-		arena_count(s->a, ARENA_C_CALLS_EVICTED, n);
+	const struct arena_ring *facts = &s->a->ring[ARENA_FACTS];
+	uint64_t bytes = ARENA_ALIGN(len), nrec = 1;
+	if (spare) {
+		bytes += facts->data_size / STORE_SNAPSHOT_HEADROOM_DIVISOR;
+		nrec += facts->slot_count / STORE_SNAPSHOT_HEADROOM_DIVISOR;
+	}
+	return arena_fits_before(s->a, ARENA_FACTS, c->base_seq, bytes, nrec);
+}
+
+/* Keeps room for a record of len bytes without overwriting any live call's history: a live call
+ * whose base comes within the spare room of the tail is re-appended, as one snapshot, where that
+ * overwrites only records older than it, and published at once; oldest first. A live call whose
+ * snapshot no longer has such room (the live calls alone fill the ring) is given up: it leaves with
+ * the records that follow, whole, counted and logged. */
+static enum store_status
+protect_live(struct store *s, size_t len, uint64_t now_ns)
+{
+	struct arena *a = s->a;
+	struct arena_ring *facts = &a->ring[ARENA_FACTS];
+	for (size_t n = 0; n <= 2 * s->view.ncalls + 1; n++) {
+		struct view_call *c = oldest_live(s, now_ns);
+		if (!c || room_before(s, c, len, true))
+			return STORE_OK;
+		uint64_t seq = arena_next_seq(a, ARENA_FACTS);
+		if (event_snapshot(&s->snap, c, seq) < 0)
+			return STORE_NOMEM;
+		if (c->mark == (s->commit_no | MARK_SNAPPED) || s->snap.len > facts->max_record ||
+		    !room_before(s, c, s->snap.len, false)) {
+			log_limited(&drop_limit, LOG_WARNING,
+			            "arena too small to keep every live call: %.12s… (%zu bytes of state) leaves", c->id,
+			            s->snap.len);
+			c->mark = MARK_DROPPED;
+			continue;
+		}
+		struct iovec iov = { s->snap.data, s->snap.len };
+		if (arena_append(a, ARENA_FACTS, EVENT_REC_FACT, EVENT_F_SNAPSHOT, ARENA_NO_REF, now_ns, &iov, 1) != seq)
+			return STORE_NOMEM;
+		arena_publish(a); /* before anything of the call is overwritten: the rule of store.h */
+		if (apply_own(s, seq, now_ns, ARENA_NO_REF, &s->snap) < 0)
+			return STORE_NOMEM;
+		c->mark = s->commit_no | MARK_SNAPPED;
+		arena_count(a, ARENA_C_SNAPSHOTS, 1);
+	}
+	return STORE_OK;
 }
 
 enum store_status
 store_prepare(struct store *s, const struct json_doc *doc, const char *orig, struct event_secrets *sec,
               struct event_result *res)
 {
-	count_evictions(s);
+	prune(s);
 	return event_build(&s->eb, doc, orig, &s->view, sec, &s->fact, &s->body, res) < 0 ? STORE_NOMEM : STORE_OK;
 }
 
@@ -149,33 +169,24 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 {
 	struct arena *a = s->a;
 	struct arena_ring *facts = &a->ring[ARENA_FACTS];
+	s->commit_no++;
+	bool attributed = res->call_id[0] != '\0';
+	struct view_call *own = NULL;
 	for (int attempt = 0;; attempt++) {
 		if (s->fact.len > facts->max_record)
 			return STORE_TOO_LARGE;
-		uint64_t new_tail = plan(s, s->fact.len, now_ns);
-		struct view_call *c = res->call_id[0] ? view_find(&s->view, res->call_id, strlen(res->call_id)) : NULL;
-		if (!c || c->base_seq >= new_tail || planned(s, c) || attempt > 0)
+		enum store_status st = protect_live(s, s->fact.len, now_ns);
+		if (st != STORE_OK)
+			return st;
+		own = attributed ? view_find(&s->view, res->call_id, strlen(res->call_id)) : NULL;
+		if (!own || attempt > 0 || room_before(s, own, s->fact.len, false))
 			break;
-		/* This event's own call is ended or idle and about to leave whole: the event starts it over,
-		 * so it is rebuilt against no history at all (every message in it is new again). */
-		view_forget(&s->view, c);
-		arena_count(a, ARENA_C_CALLS_EVICTED, 1);
+		/* The event's own call is leaving (ended, idle, or given up) with the room it needs: the
+		 * event starts it over, rebuilt against no history (every message in it is new again). */
+		call_gone(own, s);
+		view_forget(&s->view, own);
 		if (event_build(&s->eb, doc, orig, &s->view, sec, &s->fact, &s->body, res) < 0)
 			return STORE_NOMEM;
-	}
-
-	/* Snapshots first, so the calls they keep are whole before anything of theirs is overwritten. */
-	for (size_t i = 0; i < s->nsnap; i++) {
-		struct buf *b = &s->snap[i];
-		if (!b->len)
-			continue;
-		uint64_t seq = arena_next_seq(a, ARENA_FACTS);
-		event_enc_set_call_base(b, seq);
-		struct iovec iov = { b->data, b->len };
-		if (arena_append(a, ARENA_FACTS, EVENT_REC_FACT, EVENT_F_SNAPSHOT, ARENA_NO_REF, now_ns, &iov, 1) != seq ||
-		    apply_own(s, seq, now_ns, ARENA_NO_REF, b) < 0)
-			return STORE_NOMEM; /* cannot happen: the plan checked the size; memory is all it needs */
-		arena_count(a, ARENA_C_SNAPSHOTS, 1);
 	}
 
 	uint64_t fact_seq = arena_next_seq(a, ARENA_FACTS);
@@ -190,14 +201,21 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 		arena_count(a, ARENA_C_RAW_DROPPED, 1);
 	else
 		flags |= EVENT_F_RAW;
+	if (attributed && !own) {
+		/* A call this view does not hold: new, or back after its history left. */
+		uint64_t h = hash_bytes(res->call_id, strlen(res->call_id));
+		size_t i = h & (STORE_EVICTED_MEMORY - 1);
+		if (s->gone_hash[i] == h) {
+			flags |= EVENT_F_RESUMED | (s->gone_ended[i] ? EVENT_F_WAS_ENDED : 0);
+			s->gone_hash[i] = 0;
+		}
+	}
 	res->flags = flags;
 	event_enc_set_flags(&s->fact, flags);
 	/* The call's history continues from its base, or starts here. */
-	struct view_call *c = (flags & EVENT_F_UNATTRIBUTED) ? NULL
-	                                                      : view_find(&s->view, res->call_id, strlen(res->call_id));
-	event_enc_set_call_base(&s->fact, c ? c->base_seq : fact_seq);
-	struct iovec fiov = { s->fact.data, s->fact.len };
+	event_enc_set_call_base(&s->fact, own ? own->base_seq : fact_seq);
 	uint64_t ref = raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq;
+	struct iovec fiov = { s->fact.data, s->fact.len };
 	uint64_t seq = arena_append(a, ARENA_FACTS, EVENT_REC_FACT, flags, ref, now_ns, &fiov, 1);
 	if (seq == UINT64_MAX) {
 		arena_rollback(a);
@@ -215,11 +233,11 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 		arena_count(a, ARENA_C_UNATTRIBUTED, 1);
 	if (flags & EVENT_F_UNKNOWN_TYPE)
 		arena_count(a, ARENA_C_UNKNOWN_TYPE, 1);
-	if (apply_own(s, seq, now_ns, raw_seq == UINT64_MAX ? ARENA_NO_REF : raw_seq, &s->fact) < 0) {
+	if (apply_own(s, seq, now_ns, ref, &s->fact) < 0) {
 		log_msg(LOG_ERR, "out of memory updating the call index: rebuilding it");
 		rebuild(s);
 	}
-	count_evictions(s);
+	prune(s);
 	return STORE_OK;
 }
 

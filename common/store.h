@@ -3,12 +3,18 @@
  * full, and commits the event's fact and raw records in one publish. Kept apart from the HTTP code
  * so the policy can be tested directly on a small arena.
  *
- * The policy (DESIGN.md §3): the arena has a fixed size and ingest never blocks. When a record must
- * be overwritten to make room, its call decides what happens: a live call (not ended, and with a
- * change within the idle limit) is re-appended whole as one snapshot record before any of its
- * records go, so it never loses history; an ended or idle call simply reaches the tail and leaves,
- * whole, oldest first. If the live calls together no longer fit, the oldest of them leave too,
- * counted and logged. Raw payloads live in their own ring and simply age out first. */
+ * The policy (DESIGN.md §3): the arena has a fixed size and ingest never blocks. When records must
+ * be overwritten to make room, their calls decide what happens. A live call (not ended, and with a
+ * change within the idle limit) is re-appended whole, as one snapshot record, before anything of it
+ * is overwritten; an ended or idle call simply reaches the tail and leaves, whole, oldest first.
+ *
+ * The rule that makes this crash-proof: the tail never passes a live call's base (the record from
+ * which its history is complete) before that call's snapshot is published. A snapshot is therefore
+ * written only where it overwrites records older than the call's base, and published on its own,
+ * before the event that needed the room; a writer killed at any point leaves every live call whole.
+ * When no such room is left (the live calls alone fill the ring), the oldest live call leaves
+ * whole instead, counted and logged. Raw payloads live in their own ring and simply age out first.
+ * A call whose history left and that gets a new event starts over from it, marked as resumed. */
 #ifndef LIVEEVENTS_STORE_H
 #define LIVEEVENTS_STORE_H
 
@@ -21,19 +27,23 @@
 #include "view.h"
 
 #define STORE_DEFAULT_IDLE_MS (2ull * 3600 * 1000) /* a call silent this long is no longer kept alive */
-#define STORE_MAX_SNAPSHOTS 64 /* snapshots one commit may write; beyond, the arena is too small */
+/* A live call is re-appended once its base comes within this fraction of the facts ring (bytes and
+ * slots) of the tail: early enough that its snapshot fits in front of older records. */
+#define STORE_SNAPSHOT_HEADROOM_DIVISOR 2u
+#define STORE_EVICTED_MEMORY 4096 /* calls whose leaving is remembered, to mark them resumed */
 
 struct store {
 	struct arena *a;
 	struct view view;
 	struct event_builder eb;
-	struct buf fact, body, raw;
-	struct buf snap[STORE_MAX_SNAPSHOTS];
-	struct view_call *snap_call[STORE_MAX_SNAPSHOTS];
-	size_t nsnap;
+	struct buf fact, body, raw, snap;
 	uint64_t idle_ns;
+	uint64_t commit_no;         /* marks the calls a commit snapshots */
 	uint64_t fact_seq, raw_seq; /* of the last commit (raw_seq UINT64_MAX when none) */
 	uint64_t fact_time_ns;      /* the time stamped on its fact record */
+	/* Calls that left: the hash of their id, and whether they had ended (direct-mapped). */
+	uint64_t gone_hash[STORE_EVICTED_MEMORY];
+	uint8_t gone_ended[STORE_EVICTED_MEMORY];
 };
 
 enum store_status { STORE_OK = 0, STORE_TOO_LARGE, STORE_NOMEM };

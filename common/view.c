@@ -49,6 +49,38 @@ grow(void **arr, size_t *cap, size_t need, size_t sz)
 	return true;
 }
 
+/* --- the calls in order of base --------------------------------------------------------------------- */
+
+static void
+list_unlink(struct view *v, struct view_call *c)
+{
+	if (v->live_from == c)
+		v->live_from = c->newer;
+	if (c->older)
+		c->older->newer = c->newer;
+	else if (v->oldest == c)
+		v->oldest = c->newer;
+	if (c->newer)
+		c->newer->older = c->older;
+	else if (v->newest == c)
+		v->newest = c->older;
+	c->older = c->newer = NULL;
+}
+
+static void
+list_append(struct view *v, struct view_call *c)
+{
+	c->older = v->newest;
+	c->newer = NULL;
+	if (v->newest)
+		v->newest->newer = c;
+	else
+		v->oldest = c;
+	v->newest = c;
+	if (!v->live_from)
+		v->live_from = c;
+}
+
 /* Frees everything a call holds but its identity. */
 static void
 call_clear(struct view_call *c)
@@ -73,15 +105,21 @@ call_clear(struct view_call *c)
 	char *id = c->id;
 	size_t id_len = c->id_len;
 	uint64_t h = c->hash;
+	struct view_call *older = c->older, *newer = c->newer;
+	size_t pos = c->pos;
 	memset(c, 0, sizeof(*c));
 	c->id = id;
 	c->id_len = id_len;
 	c->hash = h;
+	c->older = older;
+	c->newer = newer;
+	c->pos = pos;
 }
 
 static void
-call_free(struct view_call *c)
+call_free(struct view *v, struct view_call *c)
 {
+	list_unlink(v, c);
 	call_clear(c);
 	free(c->id);
 	free(c);
@@ -96,8 +134,8 @@ view_init(struct view *v)
 void
 view_clear(struct view *v)
 {
-	for (size_t i = 0; i < v->ncalls; i++)
-		call_free(v->calls[i]);
+	while (v->ncalls)
+		call_free(v, v->calls[--v->ncalls]);
 	free(v->calls);
 	free(v->index);
 	free(v->unattributed_raw);
@@ -201,6 +239,9 @@ call_get(struct view *v, const struct event_str *id, uint64_t seq, uint64_t time
 	c->hash = hash_bytes(id->p, id->len);
 	c->first_seq = c->changed_seq = seq;
 	c->first_ns = c->changed_ns = time_ns;
+	c->base_seq = seq;
+	list_append(v, c);
+	c->pos = v->ncalls;
 	v->calls[v->ncalls] = c;
 	size_t j = c->hash & (v->index_cap - 1);
 	while (v->index[j])
@@ -376,13 +417,20 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 		c->base_seq = seq;
 		c->first_seq = c->changed_seq = seq;
 		c->first_ns = c->changed_ns = time_ns;
-		if (seq < v->min_base || v->ncalls == 1)
-			v->min_base = seq;
+		list_unlink(v, c);
+		list_append(v, c);
+		if (!snapshot && (f->flags & EVENT_F_RESUMED))
+			c->resumed = true;
+		if (!snapshot && (f->flags & EVENT_F_WAS_ENDED))
+			c->ended = true;
 	}
 	c->last_seq = seq;
 	if (!snapshot && f->nitems) {
 		c->changed_seq = seq;
 		c->changed_ns = time_ns;
+		/* A call older than the writer's cursor that changes may be live again. */
+		if (v->live_from && c->base_seq < v->live_from->base_seq)
+			v->live_from = c;
 	}
 	if (raw_seq != UINT64_MAX) {
 		if (!grow((void **)&c->raw, &c->capraw, c->nraw + 1, sizeof(*c->raw)))
@@ -416,6 +464,9 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 			r = set_rawrefs(c, &it);
 			break;
 		case EVENT_ITEM_CALLMETA:
+			c->resumed = it.iflags & EVENT_META_RESUMED;
+			if (it.iflags & EVENT_META_ENDED)
+				c->ended = true;
 			c->first_seq = it.first_seq;
 			c->first_ns = it.first_ns;
 			c->changed_seq = it.changed_seq;
@@ -438,56 +489,85 @@ view_call_status(const struct view_call *c)
 	return c->nst ? c->st[c->nst - 1].status : NULL;
 }
 
+/* The index slot that holds the call at calls[pos] (its value is pos + 1). */
+static size_t
+index_slot(const struct view *v, const struct view_call *c, size_t pos)
+{
+	size_t mask = v->index_cap - 1, j = c->hash & mask;
+	while (v->index[j] && v->index[j] != pos + 1)
+		j = (j + 1) & mask;
+	return j;
+}
+
+/* Deletion from a linear-probing table without tombstones: later entries of the same probe run
+ * move back into the gap (Knuth's algorithm R). */
+static void
+index_delete(struct view *v, size_t i)
+{
+	size_t mask = v->index_cap - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		uint32_t k = v->index[j];
+		if (!k)
+			break;
+		size_t home = v->calls[k - 1]->hash & mask;
+		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+		if (!stays) {
+			v->index[i] = k;
+			i = j;
+		}
+	}
+	v->index[i] = 0;
+}
+
+/* Removes one call in constant time: out of the index, out of the array (the last call takes its
+ * place), out of the list. */
+static void
+remove_call(struct view *v, struct view_call *c)
+{
+	size_t p = c->pos, last = v->ncalls - 1;
+	if (v->index_cap) {
+		size_t j = index_slot(v, c, p);
+		if (v->index[j])
+			index_delete(v, j);
+	}
+	if (p != last) {
+		struct view_call *m = v->calls[last];
+		if (v->index_cap) {
+			size_t j = index_slot(v, m, last);
+			if (v->index[j])
+				v->index[j] = (uint32_t)p + 1;
+		}
+		v->calls[p] = m;
+		m->pos = p;
+	}
+	v->ncalls--;
+	call_free(v, c);
+}
+
 void
 view_forget(struct view *v, struct view_call *c)
 {
-	for (size_t i = 0; i < v->ncalls; i++) {
-		if (v->calls[i] != c)
-			continue;
-		call_free(c);
-		memmove(&v->calls[i], &v->calls[i + 1], (v->ncalls - i - 1) * sizeof(*v->calls));
-		v->ncalls--;
-		if (v->index_cap && !index_rebuild_calls(v, v->index_cap))
-			memset(v->index, 0, v->index_cap * sizeof(*v->index));
-		return;
-	}
+	remove_call(v, c);
 }
 
 uint64_t
-view_min_base(struct view *v)
+view_min_base(const struct view *v)
 {
-	uint64_t m = UINT64_MAX;
-	for (size_t i = 0; i < v->ncalls; i++)
-		if (v->calls[i]->base_seq < m)
-			m = v->calls[i]->base_seq;
-	v->min_base = m;
-	return m;
+	return v->oldest ? v->oldest->base_seq : UINT64_MAX;
 }
 
 size_t
-view_prune(struct view *v, uint64_t tail_seq)
+view_prune(struct view *v, uint64_t tail_seq, void (*gone)(struct view_call *c, void *arg), void *arg)
 {
-	/* Cheap in the common case: nothing to do until the tail passes the oldest base. */
-	if (v->ncalls == 0 || tail_seq <= v->min_base)
-		return 0;
-	size_t out = 0;
-	bool removed = false;
-	for (size_t i = 0; i < v->ncalls; i++) {
-		struct view_call *c = v->calls[i];
-		if (c->base_seq < tail_seq) {
-			call_free(c);
-			removed = true;
-			continue;
-		}
-		v->calls[out++] = c;
+	/* The calls that leave are exactly those at the oldest end of the list. */
+	size_t dropped = 0;
+	while (v->oldest && v->oldest->base_seq < tail_seq) {
+		struct view_call *c = v->oldest;
+		if (gone)
+			gone(c, arg);
+		remove_call(v, c);
+		dropped++;
 	}
-	size_t dropped = v->ncalls - out;
-	v->ncalls = out;
-	if (removed && v->index_cap && !index_rebuild_calls(v, v->index_cap)) {
-		/* Without memory for a new index, an empty one is still correct: lookups miss and the
-		 * calls are found again when the view is rebuilt. */
-		memset(v->index, 0, v->index_cap * sizeof(*v->index));
-	}
-	view_min_base(v);
 	return dropped;
 }

@@ -49,6 +49,10 @@ struct view_call {
 	char *id;
 	size_t id_len;
 	uint64_t hash;
+	size_t pos;                      /* its place in struct view's calls[] */
+	struct view_call *older, *newer; /* the calls in order of base (see struct view) */
+	uint64_t mark;                   /* free for the view's owner (the writer marks calls it drops) */
+	bool resumed;                    /* its earlier history left the arena: shown from a later event */
 	char *customer;
 	uint64_t base_seq;            /* the record from which its history is complete */
 	uint64_t first_seq, last_seq; /* its first and latest facts */
@@ -71,7 +75,7 @@ struct view_call {
 };
 
 struct view {
-	struct view_call **calls; /* in order of creation (first_seq ascending) */
+	struct view_call **calls; /* in no particular order (removal moves the last one into the gap) */
 	size_t ncalls, capcalls;
 	uint32_t *index; /* open addressing over calls: index + 1, 0 = empty */
 	size_t index_cap;
@@ -81,7 +85,13 @@ struct view {
 	size_t nunattr_raw;
 	uint64_t applied;         /* facts applied since the last clear */
 	uint64_t skipped;         /* facts of calls whose history had been overwritten */
-	uint64_t min_base;        /* no call has a smaller base (a bound, kept cheaply; see view_min_base) */
+	/* Every call in order of its base (oldest first): a call moves to the newest end when a
+	 * snapshot or a new history gives it a new base. So the calls a tail overwrites are always at the
+	 * oldest end, and the writer finds the oldest live call without a scan. */
+	struct view_call *oldest, *newest;
+	/* No call older than this one can be live (the writer's cursor; a call that changes and is older
+	 * moves it back; NULL: from the oldest). */
+	struct view_call *live_from;
 };
 
 /* How many unattributed raw references a view remembers. */
@@ -97,12 +107,13 @@ const struct view_msg *view_msg_find(const struct view_call *c, const char *key,
 /* The current status or NULL: the last pill in timeline order, except that an ended call shows its
  * last terminal status even when a later non-terminal one arrived. */
 const char *view_call_status(const struct view_call *c);
-/* Drops calls whose base is older than tail_seq (overwritten): returns how many. */
-size_t view_prune(struct view *v, uint64_t tail_seq);
+/* Drops calls whose base is older than tail_seq (overwritten), calling gone (may be NULL) for each
+ * before it is freed: returns how many. */
+size_t view_prune(struct view *v, uint64_t tail_seq, void (*gone)(struct view_call *c, void *arg), void *arg);
 /* Removes one call (its history is gone). */
 void view_forget(struct view *v, struct view_call *c);
 /* The smallest base of any call (UINT64_MAX without calls). */
-uint64_t view_min_base(struct view *v);
+uint64_t view_min_base(const struct view *v);
 bool view_status_is_terminal(const char *status);
 
 #endif

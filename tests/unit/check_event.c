@@ -440,7 +440,7 @@ START_TEST(test_view_whole_calls)
 	h_post(&h, "{\"message\":{\"type\":\"hang\",\"call\":{\"id\":\"P1\"}}}"); /* seq 2, base 0 */
 	ck_assert_uint_eq(view_find(&h.v, "P1", 2)->nalert, 2);
 	/* P1's base is overwritten: P1 leaves whole, though its later fact is still there */
-	ck_assert_uint_eq(view_prune(&h.v, 1), 1);
+	ck_assert_uint_eq(view_prune(&h.v, 1, NULL, NULL), 1);
 	ck_assert_ptr_null(view_find(&h.v, "P1", 2));
 	ck_assert_ptr_nonnull(view_find(&h.v, "P2", 2));
 	h_free(&h);
@@ -483,7 +483,7 @@ START_TEST(test_view_whole_calls)
 	ck_assert_uint_eq(a->first_seq, 0);
 	ck_assert_uint_eq(a->changed_seq, 2);
 	/* and now P1 survives a tail beyond its old records */
-	ck_assert_uint_eq(view_prune(&late, 3), 1); /* P2 (base 1) leaves */
+	ck_assert_uint_eq(view_prune(&late, 3, NULL, NULL), 1); /* P2 (base 1) leaves */
 	ck_assert_ptr_nonnull(view_find(&late, "P1", 2));
 	buf_free(&snap);
 	view_clear(&late);

@@ -149,7 +149,7 @@ read_back(struct world *w, struct view *v)
 		ck_assert_int_eq(event_fact_decode(payload.data, payload.len, &f), 0);
 		ck_assert_int_eq(view_apply(v, q, rec.time_ns, rec.ref, &f), 0);
 	}
-	view_prune(v, arena_tail(&w->a, ARENA_FACTS));
+	view_prune(v, arena_tail(&w->a, ARENA_FACTS), NULL, NULL);
 	buf_free(&payload);
 }
 
