@@ -28,6 +28,7 @@
 #include "worker.h"
 
 #define QUERY_MAX_BODY 4096           /* the dashboard port takes no payloads */
+#define QUERY_RESET_REARM_US 1000     /* past the reset deadline when a timer fired early */
 
 /* Headers every dashboard response carries: the page runs no inline code and cannot be framed. */
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -36,6 +37,7 @@ static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'sel
 
 struct pending_reset {
 	uint64_t id;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: from then on ingest refuses it */
 	struct evhttp_request *req;
 	struct event *timer;
 	struct query *q;
@@ -71,8 +73,8 @@ sync_arena(struct query *q)
 	if (follow_sync(&q->follow, &q->arena, &q->view) < 0)
 		log_msg(LOG_ERR, "out of memory following the arena: starting over");
 	if (q->follow.corrupt > corrupt)
-		log_limited(&q->corrupt_limit, LOG_WARNING, "skipped %" PRIu64 " unreadable fact record(s) (seq %" PRIu64 ")",
-		            q->follow.corrupt - corrupt, q->follow.cursor - 1);
+		log_limited(&q->corrupt_limit, LOG_WARNING, "skipped %" PRIu64 " unreadable fact record(s) (the last: seq %" PRIu64 ")",
+		            q->follow.corrupt - corrupt, q->follow.last_corrupt);
 	q->generation = q->follow.generation;
 }
 
@@ -200,6 +202,15 @@ reset_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct pending_reset *p = arg;
 	struct query *q = p->q;
+	/* libevent's timers run on a coarse clock and may fire a few milliseconds early: the 503 must
+	 * not come before the deadline, or ingest could still carry out what we called failed. */
+	uint64_t now = worker_monotonic_ns();
+	if (now <= p->deadline_ns) {
+		uint64_t us = (p->deadline_ns - now) / 1000 + QUERY_RESET_REARM_US;
+		struct timeval tv = { (time_t)(us / 1000000), (suseconds_t)(us % 1000000) };
+		evtimer_add(p->timer, &tv);
+		return;
+	}
 	log_msg(LOG_ERR, "reset not confirmed by ingest within %u ms: answered 503", q->cfg->reset_timeout_ms);
 	add_page_headers(p->req);
 	http_send_error(p->req, 503, "writer_unavailable",
@@ -219,8 +230,9 @@ reset_request(struct query *q, struct evhttp_request *req)
 	p->req = req;
 	p->q = q;
 	p->timer = evtimer_new(q->base, reset_timeout_cb, p);
+	p->deadline_ns = worker_monotonic_ns() + (uint64_t)q->cfg->reset_timeout_ms * 1000000u;
 	struct ctl_msg m = { .magic = CTL_MAGIC, .type = CTL_RESET_REQ, .id = p->id, .pid = (uint32_t)getpid(),
-	                     .deadline_ns = worker_monotonic_ns() + (uint64_t)q->cfg->reset_timeout_ms * 1000000u };
+	                     .deadline_ns = p->deadline_ns };
 	if (!p->timer || worker_send(WORKER_FD_PEER, &m) < 0) {
 		log_msg(LOG_ERR, "cannot reach ingest for a reset: %s", strerror(errno));
 		add_page_headers(req);
