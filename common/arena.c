@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,58 +575,133 @@ slot_valid(const struct arena *a, int r, uint64_t s, uint64_t expect_pos)
 	return crc == sl->crc;
 }
 
+/* Whether slot s holds a valid record that starts where it says, inside [dtail, dhead]. */
+static bool
+slot_valid_in(const struct arena *a, int r, uint64_t s, uint64_t dtail, uint64_t dhead)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	uint64_t pos = ring->slots[s & ring->slot_mask].pos;
+	return pos >= dtail && pos <= dhead && dhead - pos <= ring->data_size && slot_valid(a, r, s, pos);
+}
+
+/* Replaces damaged record s by a hole: an empty record of kind ARENA_KIND_HOLE at pos, valid, so
+ * readers skip it knowingly and the records after it stay where they are. */
+static void
+make_hole(struct arena *a, int r, uint64_t s, uint64_t pos, uint64_t now_ns)
+{
+	struct arena_slot *sl = &a->ring[r].slots[s & a->ring[r].slot_mask];
+	atomic_store_explicit(&sl->seq, UINT64_MAX, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	sl->pos = pos;
+	sl->len = 0;
+	sl->time_ns = now_ns;
+	sl->ref = ARENA_NO_REF;
+	sl->kind = ARENA_KIND_HOLE;
+	sl->flags = 0;
+	sl->reserved = 0;
+	sl->crc = record_crc_start(s, now_ns, ARENA_NO_REF, 0, ARENA_KIND_HOLE, 0);
+	atomic_store_explicit(&sl->seq, s, memory_order_release);
+}
+
+static void
+add_reason(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+add_reason(char *why, size_t whylen, const char *fmt, ...)
+{
+	size_t n = strlen(why);
+	if (n + 2 >= whylen)
+		return;
+	if (n) {
+		memcpy(why + n, "; ", 3);
+		n += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why + n, whylen - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Recovers one ring: returns false when its structure is beyond repair. Records below the published
+ * head were complete when published, so a record there that fails validation is damage, not an
+ * interrupted write: it becomes a hole and the walk resumes at the next record that validates where
+ * it says it is, so one bad record never takes the good ones after it along. Only the head moves
+ * back (over holes that end the ring, so sequence numbers never repeat for readers). */
+static bool
+recover_ring(struct arena *a, int r, char *why, size_t whylen)
+{
+	struct arena_ring *ring = &a->ring[r];
+	struct arena_ring_ctl *rc = &a->ctl->ring[r];
+	uint64_t head = atomic_load_explicit(&rc->head_seq, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_acquire);
+	uint64_t dhead = atomic_load_explicit(&rc->data_head, memory_order_acquire);
+	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_acquire);
+	const char *name = ring_names[r];
+	bool clamped = false;
+	if (tail > head || head - tail > ring->slot_count) {
+		tail = head > ring->slot_count ? head - ring->slot_count : 0;
+		add_reason(why, whylen, "%s ring: tail outside the window, moved to %" PRIu64, name, tail);
+		clamped = true;
+	}
+	if (dtail > dhead || dhead - dtail > ring->data_size) {
+		dtail = dhead > ring->data_size ? dhead - ring->data_size : 0;
+		add_reason(why, whylen, "%s ring: data tail outside the window", name);
+		clamped = true;
+	}
+	/* The oldest record that validates is the new tail: older ones were overwritten or damaged. */
+	uint64_t s = tail;
+	while (s < head && !slot_valid_in(a, r, s, dtail, dhead))
+		s++;
+	if (s == head && head > tail && clamped)
+		return false; /* counters that point at nothing valid: the structure is gone */
+	if (s > tail && !clamped)
+		add_reason(why, whylen, "%s ring: %" PRIu64 " damaged oldest record(s) let go", name, s - tail);
+	uint64_t new_tail = s, first_pos = s < head ? ring->slots[s & ring->slot_mask].pos : dhead;
+	uint64_t pos = first_pos, holes = 0, now = arena_now_ns();
+	bool after_hole = false; /* a hole takes no bytes: the record after it starts where it says */
+	while (s < head) {
+		const struct arena_slot *sl = &ring->slots[s & ring->slot_mask];
+		if (slot_valid(a, r, s, pos) || (after_hole && slot_valid_in(a, r, s, pos, dhead))) {
+			pos = sl->pos + ARENA_ALIGN(sl->len);
+			after_hole = sl->kind == ARENA_KIND_HOLE;
+			s++;
+			continue;
+		}
+		uint64_t next = s + 1;
+		while (next < head && !slot_valid_in(a, r, next, pos, dhead))
+			next++;
+		for (; s < next; s++, holes++)
+			make_hole(a, r, s, pos, now);
+		after_hole = true;
+	}
+	if (holes) {
+		add_reason(why, whylen, "%s ring: %" PRIu64 " damaged record(s) replaced by holes", name, holes);
+		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], holes, memory_order_relaxed);
+	}
+	if (new_tail > tail)
+		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], new_tail - tail, memory_order_relaxed);
+	/* Unpublished bytes of an interrupted append lie beyond pos; they are simply reused. */
+	atomic_store_explicit(&rc->tail_seq, new_tail, memory_order_release);
+	atomic_store_explicit(&rc->data_tail, first_pos, memory_order_relaxed);
+	atomic_store_explicit(&rc->data_head, pos, memory_order_relaxed);
+	atomic_store_explicit(&rc->head_seq, head, memory_order_release);
+	ring->pend_head_seq = head;
+	ring->pend_data_head = pos;
+	return true;
+}
+
 int
 arena_recover(struct arena *a, char *why, size_t whylen)
 {
 	struct arena_control *c = a->ctl;
 	why[0] = '\0';
 	for (int r = 0; r < ARENA_RINGS; r++) {
-		struct arena_ring *ring = &a->ring[r];
-		struct arena_ring_ctl *rc = &c->ring[r];
-		uint64_t head = atomic_load_explicit(&rc->head_seq, memory_order_acquire);
-		uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_acquire);
-		uint64_t dhead = atomic_load_explicit(&rc->data_head, memory_order_acquire);
-		uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_acquire);
-		const char *broken = NULL;
-		if (tail > head)
-			broken = "tail beyond head";
-		else if (head - tail > ring->slot_count)
-			broken = "more records than slots";
-		else if (dtail > dhead)
-			broken = "data tail beyond data head";
-		else if (dhead - dtail > ring->data_size)
-			broken = "more data than the ring holds";
-		else if (tail < head &&
-		         (ring->slots[tail & ring->slot_mask].pos < dtail ||
-		          ring->slots[tail & ring->slot_mask].pos > dhead))
-			broken = "oldest record outside the data window";
-		if (broken) {
-			snprintf(why, whylen, "%s ring: %s; re-initialised with a new generation", ring_names[r],
-			         broken);
+		if (!recover_ring(a, r, why, whylen)) {
+			add_reason(why, whylen, "%s ring: no valid record where the counters point; re-initialised with a new generation",
+			           ring_names[r]);
 			reinit(a);
 			return 1;
 		}
-		/* Walk the committed records; the first one that fails validation and everything after it
-		 * are truncated (they can only be the remains of an interrupted or torn write). */
-		uint64_t pos = tail < head ? ring->slots[tail & ring->slot_mask].pos : dtail;
-		uint64_t first_pos = pos;
-		uint64_t s = tail;
-		for (; s < head; s++) {
-			if (!slot_valid(a, r, s, pos))
-				break;
-			pos += ARENA_ALIGN(ring->slots[s & ring->slot_mask].len);
-		}
-		if (s < head) {
-			size_t n = strlen(why);
-			snprintf(why + n, whylen - n, "%s%s ring: truncated %llu invalid record(s) from seq %llu",
-			         n ? "; " : "", ring_names[r], (unsigned long long)(head - s), (unsigned long long)s);
-		}
-		/* Unpublished bytes of an interrupted append lie beyond pos; they are simply reused. */
-		atomic_store_explicit(&rc->data_tail, first_pos, memory_order_relaxed);
-		atomic_store_explicit(&rc->data_head, pos, memory_order_relaxed);
-		atomic_store_explicit(&rc->head_seq, s, memory_order_release);
-		ring->pend_head_seq = s;
-		ring->pend_data_head = pos;
 	}
 	atomic_store_explicit(&c->writer_pid, (uint64_t)getpid(), memory_order_relaxed);
 	atomic_store_explicit(&c->writer_start_ns, arena_now_ns(), memory_order_relaxed);

@@ -45,6 +45,7 @@
  * (Castagnoli) of a 32-byte preamble — seq, time_ns, ref (u64 each), len (u32), kind, flags (u16
  * each), native-endian — followed by the payload: a slot that was never written or was wiped (all
  * zeros) never passes, and neither does a record whose metadata was damaged.
+ * Kind 0 (ARENA_KIND_HOLE) is the arena's own: an empty record standing for one lost to damage.
  * The arena treats payloads as bytes; their formats are specified in event_record.h:
  *   facts ring, kind 1: one record per accepted event (what it changed) or one snapshot of a call's
  *     whole state; each names its call's base, the record from which the call's history is
@@ -57,9 +58,15 @@
  * are release-stored, then a release fence, before any evicted byte is reused), copy the payload in,
  * fill the slot, store slot.seq. publish = store data_head, then head_seq with release: that store is
  * the commit point. A writer killed at any moment leaves only invisible bytes beyond head_seq; the
- * next writer's recovery (arena_recover) validates the counters, walks [tail_seq, head_seq)
- * checking each slot's seq, bounds and CRC, truncates at the first bad record, and re-initialises
- * with a new generation only if the control counters themselves are inconsistent.
+ * next writer's recovery (arena_recover) brings counters outside the possible window back into it,
+ * walks [tail_seq, head_seq) checking each slot's seq, bounds and CRC, and sets data_head to the end
+ * of the last record (what an interrupted append wrote beyond it is reused). A record below head_seq
+ * was complete when published, so one that fails validation is damage: damaged records at the tail
+ * are let go (the tail moves past them); one inside the ring is replaced by a hole — an empty record
+ * of kind ARENA_KIND_HOLE with a valid CRC, which readers skip — and the walk resumes at the next
+ * record that validates where its slot says it starts, so later records are kept and sequence numbers
+ * never go back. Only counters that point at no valid record at all re-initialise the arena with a
+ * new generation.
  *
  * READER: read(s): s >= head_seq → end; s < tail_seq → overrun. Copy slot and payload (every
  * offset and length bounds-checked against the geometry), acquire fence, re-load tail_seq: if it
@@ -83,6 +90,7 @@
 #define ARENA_PAGE 4096u
 #define ARENA_ALIGN(n) (((uint64_t)(n) + 7u) & ~(uint64_t)7u)
 #define ARENA_NO_REF UINT64_MAX
+#define ARENA_KIND_HOLE 0u /* see RECORD above */
 
 /* Sizing: the default total size and the bounds any size must respect. */
 #define ARENA_DEFAULT_SIZE (64u << 20)
@@ -110,6 +118,7 @@ enum arena_counter {
 	ARENA_C_SNAPSHOTS,      /* live calls re-appended whole before their oldest record was overwritten */
 	ARENA_C_CALLS_EVICTED,  /* calls (ended or idle) that left the arena whole, oldest first */
 	ARENA_C_LIVE_DROPPED,   /* live calls that could not be kept: the arena is too small for them */
+	ARENA_C_DAMAGED,        /* records recovery found damaged (replaced by holes, or let go at the tail) */
 	ARENA_NCOUNTERS_USED,
 	ARENA_NCOUNTERS = 24
 };
@@ -261,9 +270,10 @@ void arena_unmap(struct arena *a);
 int arena_check_header(const void *base, size_t size, char *err, size_t errlen);
 
 /* Writer side (ingest only). */
-/* Validates the control block and the records, truncates an unfinished record, re-initialises
- * with a new generation if the structure is broken. Writes a one-line reason into why (empty when
- * nothing had to be done). Returns 0, or 1 when it re-initialised. */
+/* Validates the control block and the records (see WRITER above): damaged records become holes,
+ * an unfinished append is dropped, and the arena is re-initialised with a new generation only if
+ * its structure is broken. Writes a one-line reason into why (empty when nothing had to be done).
+ * Returns 0, or 1 when it re-initialised. */
 int arena_recover(struct arena *a, char *why, size_t whylen);
 /* Appends a record (payload gathered from iov) to ring r without publishing it, stamped with
  * time_ns (the writer's commit time: one clock for the whole commit). Returns its sequence number,

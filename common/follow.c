@@ -53,9 +53,15 @@ follow_sync(struct follow *f, const struct arena *a, struct view *v)
 				f->cursor = arena_tail(a, ARENA_FACTS);
 				continue;
 			}
+			if (st == ARENA_READ_OK && rec.kind == ARENA_KIND_HOLE) {
+				f->holes++; /* lost to damage, and known: recovery counted and logged it */
+				f->cursor++;
+				continue;
+			}
 			if (st == ARENA_READ_CORRUPT || rec.kind != EVENT_REC_FACT ||
 			    event_fact_decode(f->scratch.data, f->scratch.len, &fact) < 0) {
 				f->corrupt++;
+				f->last_corrupt = f->cursor;
 				f->cursor++;
 				continue;
 			}

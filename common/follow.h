@@ -19,7 +19,8 @@ struct follow {
 	uint64_t generation; /* of the view's contents (0: nothing read yet) */
 	uint64_t cursor;     /* the next fact to apply */
 	uint64_t pruned_tail;
-	uint64_t overruns, corrupt, restarts;
+	uint64_t overruns, corrupt, holes, restarts;
+	uint64_t last_corrupt; /* the sequence number of the last record that failed validation */
 	struct buf scratch;
 };
 

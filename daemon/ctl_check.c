@@ -43,6 +43,7 @@ struct check {
 	uint64_t records[ARENA_RINGS], bytes[ARENA_RINGS]; /* of which read back and decoded */
 	uint64_t first[ARENA_RINGS], last[ARENA_RINGS];
 	uint64_t overwritten[ARENA_RINGS]; /* evicted by a running writer while we walked */
+	uint64_t holes[ARENA_RINGS];       /* records recovery found damaged and blanked */
 	uint64_t unpublished[ARENA_RINGS]; /* bytes beyond the last record, below data_head */
 	bool exact;                        /* the counters were checked on a stable snapshot */
 };
@@ -175,7 +176,8 @@ check_fact(struct check *c, uint64_t seq, const struct arena_rec *rec, const str
 		return;
 	}
 	struct arena_rec raw;
-	if (has_raw && arena_read(c->a, ARENA_RAW, rec->ref, &raw, scratch) == ARENA_READ_OK && raw.ref != seq)
+	if (has_raw && arena_read(c->a, ARENA_RAW, rec->ref, &raw, scratch) == ARENA_READ_OK &&
+	    raw.kind != ARENA_KIND_HOLE && raw.ref != seq)
 		problem(c, "facts seq %" PRIu64 ": its raw record %" PRIu64 " points at fact %" PRIu64, seq, rec->ref,
 		        raw.ref);
 }
@@ -212,6 +214,13 @@ check_ring(struct check *c, int r, uint64_t from, uint64_t to)
 		if (st == ARENA_READ_CORRUPT) {
 			problem(c, "%s seq %" PRIu64 ": the slot or its payload fails validation (sequence or CRC)",
 			        ring_names[r], s);
+			have_prev = false;
+			continue;
+		}
+		if (rec.kind == ARENA_KIND_HOLE) {
+			/* Known and counted: the next record starts where its slot says. */
+			c->holes[r]++;
+			c->records[r]++;
 			have_prev = false;
 			continue;
 		}
@@ -294,6 +303,9 @@ cmd_check(const struct arena *a, const char *path)
 		else
 			buf_printf(&b, "%" PRIu64 " record%s (seq %" PRIu64 " to %" PRIu64 "): %" PRIu64 " read back and decoded",
 			           c.walked[r], c.walked[r] == 1 ? "" : "s", c.first[r], c.last[r], c.records[r]);
+		if (c.holes[r])
+			buf_printf(&b, "; %" PRIu64 " of them hole%s left by recovery for damaged records", c.holes[r],
+			           c.holes[r] == 1 ? "" : "s");
 		if (c.overwritten[r])
 			buf_printf(&b, "; %" PRIu64 " overwritten by the writer during the check", c.overwritten[r]);
 		if (c.unpublished[r])

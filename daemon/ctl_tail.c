@@ -101,6 +101,12 @@ tailer_step(struct tailer *fw)
 	case ARENA_READ_CORRUPT:
 		break;
 	case ARENA_READ_OK:
+		if (rec.kind == ARENA_KIND_HOLE) {
+			buf_printf(&fw->line, "-- event %" PRIu64 " was lost to damage (the writer's recovery found it) --\n",
+			           fw->cursor);
+			fw->cursor++;
+			return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;
+		}
 		if (rec.kind != EVENT_REC_FACT || event_fact_decode(fw->payload.data, fw->payload.len, &f) < 0)
 			break;
 		/* A snapshot is the writer re-appending a call to keep it whole, not an event: the

@@ -350,52 +350,166 @@ START_TEST(test_killed_writer_recovers)
 }
 END_TEST
 
-START_TEST(test_recover_truncates_bad_record)
+/* Ten published records of ring r, sizes from rec_len(i, 512). */
+static int
+open_with_ten(struct arena *a, unsigned char *buf)
 {
-	struct arena a;
-	int ro = open_rw(&a, SMALL);
-	unsigned char buf[512];
+	int ro = open_rw(a, SMALL);
 	for (uint64_t i = 0; i < 10; i++)
-		append_one(&a, ARENA_FACTS, i, sizeof(buf), buf);
-	arena_publish(&a);
-	/* flip a byte of record 7's payload: 7, 8 and 9 must go, 0..6 stay */
-	struct arena_slot *sl = &a.ring[ARENA_FACTS].slots[7];
-	a.ring[ARENA_FACTS].data[sl->pos & a.ring[ARENA_FACTS].data_mask] ^= 0xff;
-	char why[256];
-	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
-	ck_assert_msg(strstr(why, "truncated 3") != NULL, "why: %s", why);
-	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 7);
+		ck_assert_uint_eq(append_one(a, ARENA_FACTS, i, 512, buf), i);
+	arena_publish(a);
+	return ro;
+}
+
+static void
+close_rw(struct arena *a, int ro)
+{
+	arena_unmap(a);
+	close(ro);
+	close(a->fd);
+	unlink(path);
+}
+
+static void
+damage_payload(struct arena *a, uint64_t seq)
+{
+	struct arena_ring *ring = &a->ring[ARENA_FACTS];
+	ring->data[ring->slots[seq & ring->slot_mask].pos & ring->data_mask] ^= 0xff;
+}
+
+/* Records [from, to) read back exactly; hole is the one that must read as a hole (or UINT64_MAX). */
+static void
+expect_records(struct arena *a, uint64_t from, uint64_t to, uint64_t hole)
+{
 	struct buf out = BUF_INIT;
 	struct arena_rec rec;
-	for (uint64_t s = 0; s < 7; s++)
-		ck_assert_int_eq(arena_read(&a, ARENA_FACTS, s, &rec, &out), ARENA_READ_OK);
-	ck_assert_uint_eq(append_one(&a, ARENA_FACTS, 7, sizeof(buf), buf), 7);
+	for (uint64_t s = from; s < to; s++) {
+		ck_assert_int_eq(arena_read(a, ARENA_FACTS, s, &rec, &out), ARENA_READ_OK);
+		if (s == hole) {
+			ck_assert_uint_eq(rec.kind, ARENA_KIND_HOLE);
+			ck_assert_uint_eq(rec.len, 0);
+		} else {
+			ck_assert_uint_eq(rec.kind, 7);
+			ck_assert(matches((unsigned char *)out.data, out.len, s, 512));
+		}
+	}
 	buf_free(&out);
-	arena_unmap(&a);
-	close(ro);
-	close(a.fd);
+}
+
+START_TEST(test_recover_keeps_records_after_a_damaged_one)
+{
+	/* A published record that fails validation is damage, not an interrupted write: it becomes a
+	 * hole, and the records after it stay. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	damage_payload(&a, 7);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "1 damaged record(s) replaced by holes") != NULL, "why: %s", why);
+	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 0);
+	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 10);
+	expect_records(&a, 0, 10, 7);
+	ck_assert_uint_eq(arena_counter_get(&a, ARENA_C_DAMAGED), 1);
+	/* a second recovery finds nothing new to repair, and appends continue the sequence */
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(why[0] == '\0', "why: %s", why);
+	ck_assert_uint_eq(append_one(&a, ARENA_FACTS, 10, sizeof(buf), buf), 10);
+	arena_publish(&a);
+	expect_records(&a, 0, 11, 7);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_damaged_slot_metadata)
+{
+	/* A slot whose position is garbage: the walk resumes at the next record that validates where
+	 * its own slot says, so eviction later still finds consistent positions. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	a.ring[ARENA_FACTS].slots[4].pos ^= 0x5a5a5a5a00ull;
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	expect_records(&a, 0, 10, 4);
+	ck_assert_uint_lt(a.ring[ARENA_FACTS].slots[4].pos, a.ring[ARENA_FACTS].slots[5].pos + 1);
+	/* fill the ring several times over: eviction walks through the hole without losing its way */
+	struct arena_ring *ring = &a.ring[ARENA_FACTS];
+	uint64_t n = 4 * ring->data_size / 256 + 4 * ring->slot_count;
+	for (uint64_t i = 10; i < 10 + n; i++) {
+		ck_assert_uint_eq(append_one(&a, ARENA_FACTS, i, sizeof(buf), buf), i);
+		arena_publish(&a);
+	}
+	uint64_t t = arena_tail(&a, ARENA_FACTS), h = arena_head(&a, ARENA_FACTS);
+	ck_assert_uint_eq(h, 10 + n);
+	ck_assert_uint_gt(t, 10);
+	ck_assert_uint_le(h - t, ring->slot_count);
+	expect_records(&a, t, h, UINT64_MAX);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_damaged_ends)
+{
+	/* Damage at the tail lets the oldest record go; damage to the newest leaves a hole there, and
+	 * the next append reuses its bytes but never its sequence number. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	damage_payload(&a, 0);
+	damage_payload(&a, 9);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "1 damaged oldest record(s) let go") && strstr(why, "replaced by holes"), "why: %s",
+	              why);
+	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 1);
+	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 10);
+	expect_records(&a, 1, 10, 9);
+	uint64_t hole_pos = a.ring[ARENA_FACTS].slots[9].pos;
+	ck_assert_uint_eq(append_one(&a, ARENA_FACTS, 10, sizeof(buf), buf), 10);
+	arena_publish(&a);
+	ck_assert_uint_eq(a.ring[ARENA_FACTS].slots[10].pos, hole_pos);
+	expect_records(&a, 1, 11, 9);
+	ck_assert_uint_eq(arena_counter_get(&a, ARENA_C_DAMAGED), 2);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_clamps_counters)
+{
+	/* A tail beyond the head is brought back into the window: the records are still there. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	uint64_t gen = arena_generation(&a);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 1000);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].data_tail, UINT64_MAX / 2);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "tail outside the window") != NULL, "why: %s", why);
+	ck_assert_uint_eq(arena_generation(&a), gen);
+	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 0);
+	expect_records(&a, 0, 10, UINT64_MAX);
+	close_rw(&a, ro);
 }
 END_TEST
 
 START_TEST(test_recover_reinitialises_broken_structure)
 {
+	/* Counters that point at no valid record at all: the structure is gone; a new generation. */
 	struct arena a;
-	int ro = open_rw(&a, SMALL);
 	unsigned char buf[512];
-	for (uint64_t i = 0; i < 10; i++)
-		append_one(&a, ARENA_FACTS, i, sizeof(buf), buf);
-	arena_publish(&a);
+	int ro = open_with_ten(&a, buf);
 	uint64_t gen = arena_generation(&a);
-	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 1000); /* tail beyond head */
+	atomic_store(&a.ctl->ring[ARENA_FACTS].head_seq, 5000000);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 9000000);
 	char why[256];
 	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 1);
-	ck_assert_msg(strstr(why, "tail beyond head") && strstr(why, "new generation"), "why: %s", why);
+	ck_assert_msg(strstr(why, "no valid record") && strstr(why, "new generation"), "why: %s", why);
 	ck_assert_uint_ne(arena_generation(&a), gen);
 	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 0);
 	ck_assert_uint_eq(append_one(&a, ARENA_FACTS, 0, sizeof(buf), buf), 0);
-	arena_unmap(&a);
-	close(ro);
-	close(a.fd);
+	close_rw(&a, ro);
 }
 END_TEST
 
@@ -560,7 +674,10 @@ arena_suite(void)
 	tcase_add_test(tc, test_wrap_around);
 	tcase_add_test(tc, test_concurrent_reader_never_torn);
 	tcase_add_loop_test(tc, test_killed_writer_recovers, 0, (int)(sizeof(kill_points) / sizeof(kill_points[0])));
-	tcase_add_test(tc, test_recover_truncates_bad_record);
+	tcase_add_test(tc, test_recover_keeps_records_after_a_damaged_one);
+	tcase_add_test(tc, test_recover_damaged_slot_metadata);
+	tcase_add_test(tc, test_recover_damaged_ends);
+	tcase_add_test(tc, test_recover_clamps_counters);
 	tcase_add_test(tc, test_recover_reinitialises_broken_structure);
 	tcase_add_test(tc, test_header_validation);
 	tcase_add_test(tc, test_refuses_foreign_file);
