@@ -6,6 +6,8 @@
 #include "config.h"
 
 #include <check.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,10 @@ struct world {
 	int ncalls;
 	uint64_t now;
 	uint64_t bytes;  /* raw body bytes committed */
+	uint64_t commits, stop_at; /* stop_at: the commit not to make (0: none) */
+	uint64_t first_snap_commit; /* the first commit that snapshotted once facts were evicted */
+	uint64_t arm_at;            /* the commit before which the kill hook is installed (0: never) */
+	bool stopped;
 	uint64_t raw_evicted_at_first_fact_eviction;
 	bool seen_fact_eviction;
 	struct buf body;
@@ -70,9 +76,29 @@ close_world(struct world *w)
 	buf_free(&w->body);
 }
 
+/* The crash test's hook: the writer dies the kill_countdown-th time it passes kill_at. */
+static const char *kill_at;
+static int kill_countdown;
+
 static void
+kill_hook(const char *name)
+{
+	if (strcmp(name, kill_at) == 0 && --kill_countdown <= 0)
+		raise(SIGKILL);
+}
+
+/* Commits w->body; false (nothing done) once the world has reached its stop point. */
+static bool
 commit(struct world *w)
 {
+	if (w->stopped || (w->stop_at && w->commits + 1 == w->stop_at)) {
+		w->stopped = true;
+		return false;
+	}
+	if (w->arm_at && w->commits + 1 == w->arm_at)
+		arena_kill_point = kill_hook;
+	w->commits++;
+	uint64_t snaps = arena_counter_get(&w->a, ARENA_C_SNAPSHOTS);
 	struct json_doc d;
 	ck_assert_int_eq(json_parse(&d, w->body.data, w->body.len, NULL), JSON_OK);
 	struct event_secrets sec = { 0 };
@@ -88,6 +114,9 @@ commit(struct world *w)
 		w->seen_fact_eviction = true;
 		w->raw_evicted_at_first_fact_eviction = atomic_load(&w->a.ctl->ring[ARENA_RAW].evicted);
 	}
+	if (!w->first_snap_commit && w->seen_fact_eviction && arena_counter_get(&w->a, ARENA_C_SNAPSHOTS) > snaps)
+		w->first_snap_commit = w->commits;
+	return true;
 }
 
 static struct model *
@@ -107,7 +136,8 @@ post_status(struct world *w, struct model *m, const char *status)
 	buf_reset(&w->body);
 	buf_printf(&w->body, "{\"message\":{\"type\":\"status-update\",\"timestamp\":%llu,\"call\":{\"id\":\"%s\",\"status\":\"%s\"}}}",
 	           (unsigned long long)(w->now / 1000000), m->id, status);
-	commit(w);
+	if (!commit(w))
+		return;
 	snprintf(m->status[m->nstatus++], sizeof(m->status[0]), "%s", status);
 	if (!strcmp(status, "finished"))
 		m->ended = true;
@@ -121,19 +151,19 @@ post_message(struct world *w, struct model *m, size_t padding)
 	ck_assert_int_lt(m->nmsg, MAX_MSGS);
 	char id[sizeof(m->id)];
 	memcpy(id, m->id, sizeof(id));
-	snprintf(m->msg[m->nmsg], sizeof(m->msg[0]), "msg %d of %s", m->nmsg, id);
-	m->nmsg++;
+	snprintf(m->msg[m->nmsg], sizeof(m->msg[0]), "msg %d of %.20s", m->nmsg, id);
 	buf_reset(&w->body);
 	buf_printf(&w->body, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":%llu,\"call\":{\"id\":\"%s\"},"
 	                     "\"assistant\":{\"pad\":\"", (unsigned long long)(w->now / 1000000), m->id);
 	for (size_t i = 0; i < padding; i++)
 		buf_addc(&w->body, 'x');
 	buf_adds(&w->body, "\"},\"messages\":[");
-	for (int i = 0; i < m->nmsg; i++)
+	for (int i = 0; i <= m->nmsg; i++)
 		buf_printf(&w->body, "%s{\"messageId\":\"m%d\",\"role\":\"%s\",\"text\":\"%s\"}", i ? "," : "", i,
 		           i % 2 ? "user" : "assistant", m->msg[i]);
 	buf_adds(&w->body, "]}}");
-	commit(w);
+	if (commit(w))
+		m->nmsg++;
 }
 
 /* A reader as query is: everything from the tail, through the same rules. */
@@ -175,6 +205,26 @@ whole(const struct view *v, const struct model *m, char *why, size_t n)
 	return true;
 }
 
+/* Ended calls come and go while the live ones keep talking, until bytes of bodies have gone in (or
+ * the world reaches its stop point). */
+static void
+churn(struct world *w, struct model **live, int nlive, uint64_t bytes)
+{
+	int round = 0;
+	while (w->bytes < bytes && !w->stopped) {
+		struct model *e = new_call(w, "ended");
+		post_status(w, e, "queued");
+		post_status(w, e, "ongoing");
+		for (int k = 0; k < 3; k++)
+			post_message(w, e, 1500);
+		post_status(w, e, "finished");
+		if (round++ % 8 == 0)
+			for (int i = 0; i < nlive; i++)
+				if (live[i]->nmsg < MAX_MSGS - 1)
+					post_message(w, live[i], 1500);
+	}
+}
+
 START_TEST(test_live_calls_whole_ended_calls_leave_oldest_first)
 {
 	static struct world w;
@@ -186,21 +236,7 @@ START_TEST(test_live_calls_whole_ended_calls_leave_oldest_first)
 		post_status(&w, live[i], "ongoing");
 	}
 	uint64_t size = w.a.hdr->ring[ARENA_FACTS].data_size + w.a.hdr->ring[ARENA_RAW].data_size;
-	int round = 0;
-	/* Ended calls come and go while the live ones keep talking, until the arena has been filled
-	 * many times over. */
-	while (w.bytes < 12 * size) {
-		struct model *e = new_call(&w, "ended");
-		post_status(&w, e, "queued");
-		post_status(&w, e, "ongoing");
-		for (int k = 0; k < 3; k++)
-			post_message(&w, e, 1500);
-		post_status(&w, e, "finished");
-		if (round++ % 8 == 0)
-			for (int i = 0; i < LIVE; i++)
-				if (live[i]->nmsg < MAX_MSGS - 1)
-					post_message(&w, live[i], 1500);
-	}
+	churn(&w, live, LIVE, 12 * size);
 	printf("# %d calls, %llu body bytes through a %llu-byte arena; %llu snapshots, %llu calls evicted\n",
 	       w.ncalls, (unsigned long long)w.bytes, (unsigned long long)size,
 	       (unsigned long long)arena_counter_get(&w.a, ARENA_C_SNAPSHOTS),
@@ -350,6 +386,168 @@ START_TEST(test_too_many_live_calls)
 }
 END_TEST
 
+/* --- the writer killed inside a snapshot --------------------------------------------------------- */
+
+enum { KILL_LIVE = 6 };
+/* Where to die in the commit that snapshots: the nth time the writer passes a named point. That
+ * commit appends a snapshot per live call it protects (publishing each), then its raw and fact
+ * records, published together (publish:between lies between the two rings: reached once). */
+static const struct kill_case {
+	const char *point;
+	int nth;
+} kill_cases[] = {
+	{ "append:evicted", 1 }, { "append:evicted", 2 }, { "append:evicted", 3 },
+	{ "append:data", 1 },    { "append:data", 2 },    { "append:data", 3 },
+	{ "append:slot", 1 },    { "append:slot", 2 },    { "append:slot", 3 },
+	{ "publish:data_head", 1 }, { "publish:data_head", 2 }, { "publish:between", 1 },
+};
+
+/* The churn of the first test, on the arena at path: up to (not including) commit stop_at (0: to the
+ * end), with the kill hook armed just before commit arm_at (0: never). */
+static void
+run_world(struct world *w, struct model **live, uint64_t stop_at, uint64_t arm_at)
+{
+	open_world(w, SMALL, STORE_DEFAULT_IDLE_MS);
+	w->stop_at = stop_at;
+	w->arm_at = arm_at;
+	for (int i = 0; i < KILL_LIVE; i++) {
+		live[i] = new_call(w, "live");
+		post_status(w, live[i], "ongoing");
+	}
+	uint64_t size = w->a.hdr->ring[ARENA_FACTS].data_size + w->a.hdr->ring[ARENA_RAW].data_size;
+	churn(w, live, KILL_LIVE, 6 * size);
+}
+
+START_TEST(test_writer_killed_inside_a_snapshot)
+{
+	/* A snapshot is an append and a publish. The writer is killed at each named point of a commit
+	 * that snapshots a live call, after the facts ring has started evicting: the next writer must
+	 * find every live call whole and every commit before that one intact. */
+	const char *point = kill_cases[_i].point;
+	int occurrence = kill_cases[_i].nth;
+	static struct world w;
+	struct model *live[KILL_LIVE];
+
+	/* A dry run finds the commit: the first to snapshot once the facts ring evicts. */
+	run_world(&w, live, 0, 0);
+	uint64_t target = w.first_snap_commit;
+	close_world(&w);
+	unlink(path);
+	ck_assert_uint_gt(target, 0);
+
+	/* The writer that dies inside commit `target`. */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* the very run of the dry run, armed just before that commit */
+		kill_at = point;
+		kill_countdown = occurrence;
+		run_world(&w, live, 0, target);
+		_exit(3); /* the point was not reached */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s #%d: the writer was not killed there",
+	              point, occurrence);
+
+	/* The model of what was acknowledged: the same run, stopped before that commit. */
+	static struct world model;
+	struct model *mlive[KILL_LIVE];
+	char moved[sizeof(path) + 8];
+	snprintf(moved, sizeof(moved), "%s.killed", path);
+	ck_assert_int_eq(rename(path, moved), 0);
+	run_world(&model, mlive, target, 0);
+	ck_assert_uint_gt(arena_counter_get(&model.a, ARENA_C_SNAPSHOTS), 0);
+
+	/* The next writer, on the killed one's arena. */
+	static struct world after;
+	memset(&after, 0, sizeof(after));
+	char err[256], why[256];
+	int ro = -1;
+	int fd = arena_create_or_open(moved, SMALL, &ro, err, sizeof(err));
+	ck_assert_msg(fd >= 0, "%s", err);
+	close(ro);
+	ck_assert_int_eq(arena_map(&after.a, fd, true, err, sizeof(err)), 0);
+	ck_assert_int_eq(store_open(&after.s, &after.a, STORE_DEFAULT_IDLE_MS, why, sizeof(why)), 0);
+	after.now = model.now;
+	printf("# killed at %s #%d of commit %llu; recovery: %s\n", point, occurrence, (unsigned long long)target,
+	       why[0] ? why : "nothing to do");
+	struct view v;
+	read_back(&after, &v);
+	for (int i = 0; i < KILL_LIVE; i++) {
+		ck_assert_msg(whole(&v, mlive[i], why, sizeof(why)), "%s #%d, reader: %s", point, occurrence, why);
+		ck_assert_msg(whole(&after.s.view, mlive[i], why, sizeof(why)), "%s #%d, writer: %s", point, occurrence,
+		              why);
+	}
+	/* ended calls: whole or gone, as before */
+	for (int i = 0; i < model.ncalls; i++) {
+		const struct model *m = &model.calls[i];
+		if (view_find(&v, m->id, strlen(m->id)))
+			ck_assert_msg(whole(&v, m, why, sizeof(why)), "%s #%d: %s", point, occurrence, why);
+	}
+	view_clear(&v);
+	/* and the recovered writer goes on: one more message for every live call */
+	for (int i = 0; i < KILL_LIVE; i++)
+		post_message(&after, mlive[i], 100);
+	read_back(&after, &v);
+	for (int i = 0; i < KILL_LIVE; i++)
+		ck_assert_msg(whole(&v, mlive[i], why, sizeof(why)), "after recovery: %s", why);
+	view_clear(&v);
+	store_close(&after.s);
+	arena_unmap(&after.a);
+	close(fd);
+	unlink(moved);
+	close_world(&model);
+}
+END_TEST
+
+START_TEST(test_many_live_calls_with_room)
+{
+	/* A hundred and twenty live calls whose state fits easily: none is ever given up, however many
+	 * ended calls pass through, and every counter is exact. */
+	static struct world w;
+	open_world(&w, 4u << 20, STORE_DEFAULT_IDLE_MS);
+	enum { LIVE = 120 };
+	struct model *live[LIVE];
+	for (int i = 0; i < LIVE; i++) {
+		live[i] = new_call(&w, "live");
+		post_status(&w, live[i], "ongoing");
+		post_message(&w, live[i], 200);
+	}
+	uint64_t size = w.a.hdr->ring[ARENA_FACTS].data_size + w.a.hdr->ring[ARENA_RAW].data_size;
+	int round = 0;
+	while (w.bytes < 8 * size) {
+		struct model *e = new_call(&w, "ended");
+		post_status(&w, e, "ongoing");
+		post_message(&w, e, 3000);
+		post_status(&w, e, "finished");
+		if (round++ % 40 == 0)
+			for (int i = 0; i < LIVE; i++)
+				if (live[i]->nmsg < 12)
+					post_message(&w, live[i], 200);
+	}
+	struct view v;
+	read_back(&w, &v);
+	char why[256];
+	for (int i = 0; i < LIVE; i++)
+		ck_assert_msg(whole(&v, live[i], why, sizeof(why)), "%s", why);
+	int gone = 0;
+	for (int i = 0; i < w.ncalls; i++)
+		if (strncmp(w.calls[i].id, "ended", 5) == 0 && !view_find(&v, w.calls[i].id, strlen(w.calls[i].id)))
+			gone++;
+	printf("# %d live calls kept whole through %llu body bytes in a %llu-byte arena: %llu snapshots, %d ended "
+	       "calls left\n", LIVE, (unsigned long long)w.bytes, (unsigned long long)size,
+	       (unsigned long long)arena_counter_get(&w.a, ARENA_C_SNAPSHOTS), gone);
+	ck_assert_uint_eq(arena_counter_get(&w.a, ARENA_C_LIVE_DROPPED), 0);
+	ck_assert_uint_eq(arena_counter_get(&w.a, ARENA_C_CALLS_EVICTED), (uint64_t)gone);
+	ck_assert_uint_eq(arena_counter_get(&w.a, ARENA_C_EVENTS), w.commits);
+	ck_assert_uint_gt(arena_counter_get(&w.a, ARENA_C_SNAPSHOTS), (uint64_t)LIVE);
+	ck_assert_uint_eq(v.ncalls, w.s.view.ncalls);
+	view_clear(&v);
+	close_world(&w);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -360,6 +558,9 @@ store_suite(void)
 	tcase_add_test(tc, test_live_calls_whole_ended_calls_leave_oldest_first);
 	tcase_add_test(tc, test_idle_calls_leave);
 	tcase_add_test(tc, test_too_many_live_calls);
+	tcase_add_test(tc, test_many_live_calls_with_room);
+	tcase_add_loop_test(tc, test_writer_killed_inside_a_snapshot, 0,
+	                    (int)(sizeof(kill_cases) / sizeof(kill_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
