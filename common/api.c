@@ -154,7 +154,8 @@ put_summary(struct buf *b, const struct view_call *c)
 	json_write_str(b, c->id, c->id_len);
 	buf_adds(b, ",\"status\":");
 	json_write_cstr(b, view_call_status(c));
-	buf_printf(b, ",\"ended\":%s,\"customer\":", c->ended ? "true" : "false");
+	buf_printf(b, ",\"ended\":%s,\"resumed\":%s,\"customer\":", c->ended ? "true" : "false",
+	           c->resumed ? "true" : "false");
 	json_write_cstr(b, c->customer);
 	buf_printf(b,
 	           ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_activity\":%" PRIu64
@@ -194,8 +195,8 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	json_write_str(b, c->id, c->id_len);
 	buf_adds(b, ",\"generation\":");
 	put_gen(b, generation);
-	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"ended\":%s", seq,
-	           c->first_seq, c->changed_seq, c->ended ? "true" : "false");
+	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"ended\":%s,\"resumed\":%s",
+	           seq, c->first_seq, c->changed_seq, c->ended ? "true" : "false", c->resumed ? "true" : "false");
 	buf_adds(b, ",\"status\":");
 	json_write_cstr(b, view_call_status(c));
 	buf_adds(b, ",\"customer\":");

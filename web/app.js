@@ -470,6 +470,8 @@
       badge.title = 'Events arrive for this call, but no status was reported';
     }
 
+    $('callResumed').hidden = d.resumed !== true;
+
     const reason = str(d.endedReason) || str(d.ended_reason);
     $('callReason').hidden = !(d.ended && reason);
     $('callReason').textContent = reason;
@@ -1205,6 +1207,13 @@
 
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden) feed.now();
+    });
+
+    // A link to another call pasted into this tab changes only the hash: follow it.
+    window.addEventListener('hashchange', () => {
+      const id = hashCall();
+      if (id && id !== state.selectedId) selectCall(id, true);
+      else if (!id && !state.follow) follow();
     });
 
     const wanted = hashCall();

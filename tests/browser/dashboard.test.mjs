@@ -61,9 +61,10 @@ async function fixtureJson(name) {
 }
 
 /* A status-update for a new call, built from fixture 55 (same shape, new id and caller). */
-async function statusUpdate(callId, caller, ts) {
+async function statusUpdate(callId, caller, ts, status = 'ongoing') {
   const ev = await fixtureJson('55-callF-status-ongoing-web.json');
   ev.message.timestamp = ts;
+  ev.message.call.status = status;
   ev.message.call.id = callId;
   ev.message.call.userNumber = caller;
   if (ev.message.customer) ev.message.customer.number = caller;
@@ -627,6 +628,50 @@ async function main() {
       }
       await until('live again', () => probe(page), (p) => p.conn === 'live', 8000);
       expectNetworkErrors = false;
+    });
+
+    await tap.check('a call that returns after leaving a full arena says so; a live call does not', async () => {
+      const small = new Daemon(BIN, {
+        webhookPort: await freePort(),
+        dashboardPort: await freePort(),
+        arena: join(work, 'small-arena'),
+        args: ['--arena-size', '1M'],
+      });
+      try {
+        await small.start();
+        const ts = 1784041330000;
+        const post = async (body) => assert(await small.post(body) === 200, 'refused');
+        // web-back-1 ends and leaves with the ended calls that follow; web-stays-1 stays live
+        await post(await statusUpdate('web-back-1', '+15550001', ts));
+        await post(await statusUpdate('web-back-1', '+15550001', ts + 1, 'ended'));
+        await post(await statusUpdate('web-stays-1', '+15550002', ts));
+        const pad = 'x'.repeat(3000);
+        let n = 0;
+        while ((await httpJson(small.dashUrl + '/api/calls')).body.calls.some((c) => c.id === 'web-back-1')) {
+          for (let k = 0; k < 20; k += 1, n += 1) {
+            await post(await conversationUpdate(`filler-${n}`, '+15559999',
+              [{ messageId: 'f', role: 'user', text: `filler ${n} ${pad}`, timestamp: ts + n }], ts + n));
+            await post(await statusUpdate(`filler-${n}`, '+15559999', ts + n, 'ended'));
+          }
+          assert(n < 2000, 'the call never left the arena');
+        }
+        await post(await conversationUpdate('web-back-1', '+15550001',
+          [{ messageId: 'late', role: 'user', text: 'Back after a long pause', timestamp: ts + 5000 }], ts + 5000));
+        await page.goto(small.dashUrl + '/#call=web-back-1', { waitUntil: 'load' });
+        await until('resumed note shown', () => page.evaluate(() => {
+          const el = document.getElementById('callResumed');
+          return { id: document.getElementById('callId').textContent, shown: !!el && !el.hidden && el.offsetHeight > 0 };
+        }), (p) => p.id === 'web-back-1' && p.shown);
+        await page.screenshot({ path: join(shots, '08-resumed.png') });
+        await page.goto(small.dashUrl + '/#call=web-stays-1', { waitUntil: 'load' });
+        await until('no note for the live call', () => page.evaluate(() => ({
+          id: document.getElementById('callId').textContent,
+          hidden: document.getElementById('callResumed').hidden,
+        })), (p) => p.id === 'web-stays-1' && p.hidden);
+      } finally {
+        await small.stop();
+        await rm(join(work, 'small-arena'), { force: true }).catch(() => {});
+      }
     });
 
     for (const f of (await readdir(shots)).sort()) tap.comment(`screenshot: ${join(shots, f)}`);

@@ -115,8 +115,9 @@ export async function httpJson(url, options = {}) {
 /* ---- the daemon ----------------------------------------------------------------------------- */
 
 export class Daemon {
-  constructor(bin, { webhookPort, dashboardPort, arena }) {
+  constructor(bin, { webhookPort, dashboardPort, arena, args = [] }) {
     this.bin = bin;
+    this.extraArgs = args;
     this.webhookPort = webhookPort;
     this.dashboardPort = dashboardPort;
     this.arena = arena;
@@ -133,6 +134,7 @@ export class Daemon {
       '--webhook-listen', `127.0.0.1:${this.webhookPort}`,
       '--dashboard-listen', `127.0.0.1:${this.dashboardPort}`,
       '--arena', this.arena,
+      ...this.extraArgs,
     ];
     this.exit = null;
     this.proc = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1397,6 +1397,62 @@ def scenario_review(ctx):
 
 # --- main -----------------------------------------------------------------------------------------
 
+# --- 12. a full arena -----------------------------------------------------------------------------
+
+def scenario_full_arena(ctx):
+    """A 1 MiB arena filled many times over: the live call stays whole, ended calls leave whole and
+    are counted, and a call that comes back after leaving is marked resumed."""
+    d = new_daemon("full", arena_size="1M")
+    try:
+        d.start()
+        live = [("a%d" % i, "user" if i % 2 else "assistant", "live turn %d" % i) for i in range(3)]
+        t.eq(d.webhook(jbytes(status_event("live-A", "ongoing"))).status, 200, "live call: status accepted")
+        t.eq(d.webhook(jbytes(conv_event("live-A", live))).status, 200, "live call: transcript accepted")
+        gone = [("b0", "user", "an early question")]
+        for body in (status_event("gone-B", "ongoing"), conv_event("gone-B", gone), status_event("gone-B", "ended")):
+            t.eq(d.webhook(jbytes(body)).status, 200, "call B: event accepted")
+        pad = "x" * 3000
+        refused = 0
+        n = 0
+        while n < 1500:  # ~4.5 MB of facts through a 1 MiB arena
+            for k in range(20):
+                cid = "filler-%d" % n
+                n += 1
+                ev = conv_event(cid, [("f", "user", "filler %d %s" % (n, pad))])
+                refused += d.webhook(jbytes(ev)).status != 200
+                refused += d.webhook(jbytes(status_event(cid, "ended"))).status != 200
+            if n % 200 == 0:  # the live call keeps talking now and then
+                live.append(("a%d" % len(live), "user", "live turn %d" % len(live)))
+                refused += d.webhook(jbytes(conv_event("live-A", live))).status != 200
+        t.eq(refused, 0, "%d filler calls: every event answered 200 (ingest never refuses for room)" % n)
+        t.ok(len(live) > 5, "the live call spoke %d times meanwhile" % len(live))
+        t.ok("gone-B" not in d.call_ids(), "the ended call B has left the full arena")
+        det = d.call_detail("live-A").json()
+        t.eq([m["text"] for m in det["messages"]], [x for _, _, x in live], "the live call is whole: every message")
+        t.eq([s["status"] for s in det["statuses"]], ["ongoing"], "the live call is whole: its first status")
+        t.eq(det.get("resumed"), False, "the live call is not marked resumed")
+        p = subprocess.run([H.CTL, "--arena", d.arena, "stats", "--json"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=H.clean_env(), timeout=10)
+        err = p.stderr.decode("utf-8", "replace")
+        st = json.loads(p.stdout) if p.returncode == 0 else {}
+        c = st.get("counters", {})
+        t.ok(c.get("calls_evicted", 0) > 0 and c.get("snapshots", 0) > 0 and c.get("live_dropped") == 0,
+             "liveeventsctl stats counts evicted calls and snapshots, and no live call dropped", repr(c) + err)
+        t.ok(d.wait_for(lambda: "arena full:" in d.stderr_text(), timeout=2), "the log says the arena is full")
+        # B comes back: shown from its new event on, and marked so
+        gone.append(("b1", "user", "a question after a long pause"))
+        t.eq(d.webhook(jbytes(conv_event("gone-B", gone))).status, 200, "call B: a late event is accepted")
+        det = d.call_detail("gone-B").json()
+        t.eq(det.get("resumed"), True, "call B is marked resumed in its detail")
+        t.eq(det.get("statuses"), [], "its earlier statuses left with its history")
+        t.eq([m["text"] for m in det["messages"]], [x for _, _, x in gone],
+             "the late full-history update brings every message back")
+        summ = [x for x in d.calls()["calls"] if x["id"] == "gone-B"]
+        t.ok(summ and summ[0].get("resumed") is True, "and in /api/calls", repr(summ))
+    finally:
+        finish_daemon(d, "full arena daemon")
+
+
 def main():
     global t, TMP
     t = H.TAP()
@@ -1450,6 +1506,7 @@ def main():
         scenario("9 SIGTERM in flight", scenario_inflight, ctx)
         scenario("10 slow body", scenario_slow, ctx)
         scenario("11 review regressions", scenario_review, ctx)
+        scenario("12 full arena", scenario_full_arena, ctx)
     finally:
         H.kill_all_live()
         signal.alarm(0)
