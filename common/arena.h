@@ -14,7 +14,7 @@
  *                 half-initialised file never carries a valid magic.
  *                   magic[8]        "LVEVARNA"
  *                   layout_version  ARENA_LAYOUT_VERSION; any other value is refused, never misread
- *                   header_size     sizeof(struct arena_header)
+ *                   header_size     sizeof(struct arena_header), the used part of the header page
  *                   file_size       must equal the size of the file/shm object (fstat)
  *                   abi             ARENA_ABI: byte-order mark and the sizes of the shared structs
  *                   created_ns      CLOCK_REALTIME at init
@@ -40,8 +40,10 @@
  *                 data    data_size bytes of payload; a record occupies ARENA_ALIGN(len) bytes from
  *                         its slot's pos and may wrap around the end of the ring
  *
- * RECORD: slot fields seq (stored last, release), pos, len, crc, time_ns (CLOCK_REALTIME at
- * commit), ref (facts: the raw record's sequence; raw: the fact's), kind, flags. crc is the CRC-32C
+ * RECORD: struct arena_slot (48 bytes), in this order: seq u64 at 0 (stored last, with release),
+ * pos u64 at 8 (data position), time_ns u64 at 16 (CLOCK_REALTIME at commit), ref u64 at 24 (facts:
+ * the raw record's sequence; raw: the fact's; ARENA_NO_REF for none), len u32 at 32, crc u32 at 36,
+ * kind u16 at 40, flags u16 at 42, reserved u32 at 44 (zero). crc is the CRC-32C
  * (Castagnoli) of a 32-byte preamble — seq, time_ns, ref (u64 each), len (u32), kind, flags (u16
  * each), native-endian — followed by the payload: a slot that was never written or was wiped (all
  * zeros) never passes, and neither does a record whose metadata was damaged.
@@ -198,8 +200,12 @@ _Static_assert(offsetof(struct arena_control, counters) == 64 + 64 * ARENA_RINGS
 _Static_assert(sizeof(struct arena_control) <= ARENA_CONTROL_SIZE, "control fits its page");
 _Static_assert(ARENA_NCOUNTERS_USED <= ARENA_NCOUNTERS, "room for the counters");
 _Static_assert(sizeof(struct arena_slot) == 48, "slot layout");
-_Static_assert(offsetof(struct arena_slot, pos) == 8 && offsetof(struct arena_slot, len) == 32 &&
-               offsetof(struct arena_slot, kind) == 40, "slot layout");
+_Static_assert(offsetof(struct arena_slot, seq) == 0 && offsetof(struct arena_slot, pos) == 8 &&
+                   offsetof(struct arena_slot, time_ns) == 16 && offsetof(struct arena_slot, ref) == 24 &&
+                   offsetof(struct arena_slot, len) == 32 && offsetof(struct arena_slot, crc) == 36 &&
+                   offsetof(struct arena_slot, kind) == 40 && offsetof(struct arena_slot, flags) == 42 &&
+                   offsetof(struct arena_slot, reserved) == 44,
+               "slot layout, as the RECORD comment above specifies it");
 
 /* Ring geometry derived from a total size: computed by arena_geometry. */
 struct arena_geometry {

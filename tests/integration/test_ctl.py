@@ -563,12 +563,6 @@ def scenario_idle_and_signals(ctx):
     t.comment("tail -f used %.3f s of CPU in %.0f s idle" % (c1 - c0, IDLE_SECONDS))
     t.ok(c1 - c0 <= IDLE_CPU_MAX_S, "tail -f does not spin: %.3f s of CPU in %.0f s idle (limit %.2f s)" % (
         c1 - c0, IDLE_SECONDS, IDLE_CPU_MAX_S))
-    states = []
-    for _ in range(10):
-        st = H.proc_state(f.pid)
-        states.append(st[0] if st else "?")
-        time.sleep(0.01)
-    t.ok(states.count("S") >= 8, "an idle tail -f sleeps (states %s)" % "".join(states))
 
     rc, took = f.stop(signal.SIGINT)
     t.eq(rc, 0, "SIGINT: tail -f exits 0 (%.0f ms)" % (took * 1000))
