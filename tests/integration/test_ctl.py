@@ -706,6 +706,31 @@ def scenario_damaged(ctx):
     rc, out, err = run("copy-unpublished", put_u64(facts["ctl_off"] + 16, facts["dhead"] + 4096))
     t.ok(rc == 0 and out_lines(out)[-1:] == ["consistent"] and "4096 bytes of an interrupted append" in out,
          "bytes appended but never published (a killed writer): consistent, and reported", out + err)
+    # A daemon started on the copy with a damaged fact: recovery replaces it by a hole and keeps
+    # every record after it; the arena is consistent again, and the loss is counted and said.
+    before = sorted(c["id"] for c in ctl_json(["calls"], os.path.join(TMP, "copy-intact"))["calls"])
+    d = H.Daemon(DAEMON, tempfile.mkdtemp(prefix="ctl-holes-", dir=TMP), arena=os.path.join(TMP, "copy-fact"),
+                 arena_size=ctx["d"].arena_size)
+    try:
+        d.start()
+        t.ok(d.wait_for(lambda: "1 damaged record(s) replaced by holes" in d.stderr_text(), timeout=2),
+             "a daemon on the damaged copy: its log says a damaged record became a hole", d.stderr_tail)
+        rc, out, err = ctl(["check"], d.arena)
+        t.ok(rc == 0 and out_lines(out)[-1:] == ["consistent"] and "1 of them hole left by recovery" in out,
+             "check after recovery: consistent, the hole reported", out + err)
+        js = ctl_json(["stats"], d.arena)
+        t.eq(js.get("counters", {}).get("damaged"), 1, "stats: 1 damaged record")
+        t.eq(arena_layout(open(d.arena, "rb").read())[0]["head"], facts["head"],
+             "no record after the damaged one was dropped (same head)")
+        rc, out, err = ctl(["tail", "-n", str(facts["head"] - mid)], d.arena)
+        t.ok("-- event %d was lost to damage" % mid in out, "tail names the lost event", out)
+        after = d.call_ids()
+        t.ok(set(after) <= set(before) and len(after) >= len(before) - 1,
+             "the calls are still listed (at most the damaged record's call is gone)", "%s -> %s" % (before, after))
+    finally:
+        rc = d.stop()
+        t.eq(rc, 0, "the daemon on the damaged copy stops with status 0", d.stderr_tail)
+
     p = os.path.join(TMP, "copy-magic")
     b = bytearray(image)
     b[0] ^= 0xFF
