@@ -36,10 +36,18 @@ int
 store_open(struct store *s, struct arena *a, uint64_t idle_ms, char *why, size_t whylen)
 {
 	memset(s, 0, sizeof(*s));
+	why[0] = '\0';
 	s->a = a;
 	s->idle_ns = idle_ms * 1000000u;
 	view_init(&s->view);
 	event_builder_init(&s->eb);
+	s->gone = calloc((size_t)STORE_GONE_SETS * STORE_GONE_WAYS, sizeof(*s->gone));
+	s->gone_next = calloc(STORE_GONE_SETS, 1);
+	if (!s->gone || !s->gone_next) {
+		free(s->gone);
+		free(s->gone_next);
+		return -1;
+	}
 	arena_recover(a, why, whylen);
 	rebuild(s);
 	return 0;
@@ -50,6 +58,10 @@ store_close(struct store *s)
 {
 	view_clear(&s->view);
 	event_builder_free(&s->eb);
+	free(s->gone);
+	free(s->gone_next);
+	s->gone = NULL;
+	s->gone_next = NULL;
 	buf_free(&s->fact);
 	buf_free(&s->body);
 	buf_free(&s->raw);
@@ -77,15 +89,50 @@ oldest_live(struct store *s, uint64_t now_ns)
 	return c;
 }
 
+/* An entry: the hash without its low bit, never 0 (free), and the low bit for "had ended". */
+static uint64_t
+gone_key(uint64_t h)
+{
+	return (h | 2u) & ~1ull;
+}
+
+static uint64_t *
+gone_set(struct store *s, uint64_t h)
+{
+	return &s->gone[(size_t)((h >> 32) & (STORE_GONE_SETS - 1)) * STORE_GONE_WAYS];
+}
+
 /* A call leaves: remember it (a later event for it resumes it) and count how it left. */
 static void
 call_gone(struct view_call *c, void *arg)
 {
 	struct store *s = arg;
-	size_t i = c->hash & (STORE_EVICTED_MEMORY - 1);
-	s->gone_hash[i] = c->hash;
-	s->gone_ended[i] = c->ended;
 	arena_count(s->a, c->mark == MARK_DROPPED ? ARENA_C_LIVE_DROPPED : ARENA_C_CALLS_EVICTED, 1);
+	if (!s->gone)
+		return;
+	uint64_t *set = gone_set(s, c->hash);
+	uint8_t *next = &s->gone_next[(set - s->gone) / STORE_GONE_WAYS];
+	set[*next] = gone_key(c->hash) | (c->ended ? 1u : 0u);
+	*next = (uint8_t)((*next + 1) % STORE_GONE_WAYS);
+}
+
+/* Whether the call with id hash h left before (and forgets it: it is back); *ended whether it had
+ * ended then. */
+static bool
+came_back(struct store *s, uint64_t h, bool *ended)
+{
+	if (!s->gone)
+		return false;
+	uint64_t *set = gone_set(s, h);
+	uint64_t key = gone_key(h);
+	for (unsigned w = 0; w < STORE_GONE_WAYS; w++) {
+		if (set[w] && (set[w] & ~1ull) == key) {
+			*ended = set[w] & 1u;
+			set[w] = 0;
+			return true;
+		}
+	}
+	return false;
 }
 
 static void
@@ -203,12 +250,9 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 		flags |= EVENT_F_RAW;
 	if (attributed && !own) {
 		/* A call this view does not hold: new, or back after its history left. */
-		uint64_t h = hash_bytes(res->call_id, strlen(res->call_id));
-		size_t i = h & (STORE_EVICTED_MEMORY - 1);
-		if (s->gone_hash[i] == h) {
-			flags |= EVENT_F_RESUMED | (s->gone_ended[i] ? EVENT_F_WAS_ENDED : 0);
-			s->gone_hash[i] = 0;
-		}
+		bool was_ended;
+		if (came_back(s, hash_bytes(res->call_id, strlen(res->call_id)), &was_ended))
+			flags |= EVENT_F_RESUMED | (was_ended ? EVENT_F_WAS_ENDED : 0);
 	}
 	res->flags = flags;
 	event_enc_set_flags(&s->fact, flags);
@@ -246,4 +290,9 @@ store_reset(struct store *s)
 {
 	arena_reset(s->a);
 	view_clear(&s->view);
+	/* Cleared on purpose: a call that speaks again after a reset is new, not resumed. */
+	if (s->gone) {
+		memset(s->gone, 0, (size_t)STORE_GONE_SETS * STORE_GONE_WAYS * sizeof(*s->gone));
+		memset(s->gone_next, 0, STORE_GONE_SETS);
+	}
 }

@@ -30,7 +30,11 @@
 /* A live call is re-appended once its base comes within this fraction of the facts ring (bytes and
  * slots) of the tail: early enough that its snapshot fits in front of older records. */
 #define STORE_SNAPSHOT_HEADROOM_DIVISOR 2u
-#define STORE_EVICTED_MEMORY 4096 /* calls whose leaving is remembered, to mark them resumed */
+/* Calls whose leaving is remembered, to mark them resumed when they come back: a 4-way set-associative
+ * table of id hashes (the oldest of a set is forgotten first), 512 KiB; a call is remembered at least
+ * until tens of thousands of others have left. */
+#define STORE_GONE_SETS 16384u
+#define STORE_GONE_WAYS 4u
 
 struct store {
 	struct arena *a;
@@ -41,9 +45,9 @@ struct store {
 	uint64_t commit_no;         /* marks the calls a commit snapshots */
 	uint64_t fact_seq, raw_seq; /* of the last commit (raw_seq UINT64_MAX when none) */
 	uint64_t fact_time_ns;      /* the time stamped on its fact record */
-	/* Calls that left: the hash of their id, and whether they had ended (direct-mapped). */
-	uint64_t gone_hash[STORE_EVICTED_MEMORY];
-	uint8_t gone_ended[STORE_EVICTED_MEMORY];
+	/* Calls that left: their id's hash with the low bit saying whether they had ended (0: free). */
+	uint64_t *gone;    /* [STORE_GONE_SETS][STORE_GONE_WAYS] */
+	uint8_t *gone_next; /* per set: the way to replace next */
 };
 
 enum store_status { STORE_OK = 0, STORE_TOO_LARGE, STORE_NOMEM };

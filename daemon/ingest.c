@@ -394,7 +394,10 @@ ingest_main(const struct config *cfg)
 		log_msg(LOG_ERR, "cannot map the arena: %s", err);
 		return 1;
 	}
-	store_open(&g.store, &g.arena, cfg->call_idle_ms, why, sizeof(why));
+	if (store_open(&g.store, &g.arena, cfg->call_idle_ms, why, sizeof(why)) < 0) {
+		log_msg(LOG_ERR, "out of memory opening the store");
+		return 1;
+	}
 	if (why[0])
 		log_msg(LOG_WARNING, "arena recovery: %s", why);
 	g.evicted_logged[ARENA_FACTS] = arena_counter_get(&g.arena, ARENA_C_CALLS_EVICTED);

@@ -278,6 +278,20 @@ START_TEST(test_live_calls_whole_ended_calls_leave_oldest_first)
 	/* the writer and a fresh reader agree call for call */
 	ck_assert_uint_eq(v.ncalls, w.s.view.ncalls);
 	view_clear(&v);
+	/* the very first call to leave, after more than a thousand others left: back, and marked so;
+	 * a call never seen before is not */
+	struct model *first = NULL;
+	for (int i = 0; i < w.ncalls && !first; i++)
+		if (!strncmp(w.calls[i].id, "ended", 5))
+			first = &w.calls[i];
+	ck_assert_ptr_nonnull(first);
+	post_status(&w, first, "ongoing");
+	const struct view_call *back = view_find(&w.s.view, first->id, strlen(first->id));
+	ck_assert_ptr_nonnull(back);
+	ck_assert_msg(back->resumed, "%s came back after %d calls left and is not marked resumed", first->id, gone);
+	struct model *fresh = new_call(&w, "fresh");
+	post_status(&w, fresh, "ongoing");
+	ck_assert(!view_find(&w.s.view, fresh->id, strlen(fresh->id))->resumed);
 
 	/* a writer restarted on this arena rebuilds the same calls */
 	store_close(&w.s);
