@@ -83,6 +83,21 @@ class TAP:
     def crashed(self, what):
         self.ok(False, "%s ran to completion (no exception)" % what, traceback.format_exc())
 
+    def scenario(self, label, fn, *args):
+        """Runs fn(*args) as one group of checks; an exception is a failed check, never the end of the run."""
+        self.comment("")
+        self.comment("=== %s ===" % label)
+        self.prefix = label + ": "
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        except Exception:
+            self.crashed(label)
+            return None
+        finally:
+            self.prefix = ""
+            self.comment("%s took %.2f s" % (label, time.monotonic() - t0))
+
     def finish(self):
         self._emit("1..%d" % self.n)
         return 1 if self.failures else 0

@@ -263,19 +263,7 @@ def new_daemon(name, **kw):
 
 
 def scenario(label, fn, *args):
-    """Runs fn(*args) as one group of checks; an exception is a failed check, never the end of the run."""
-    t.comment("")
-    t.comment("=== %s ===" % label)
-    t.prefix = label + ": "
-    t0 = time.monotonic()
-    try:
-        return fn(*args)
-    except Exception:
-        t.crashed(label)
-        return None
-    finally:
-        t.prefix = ""
-        t.comment("%s took %.2f s" % (label, time.monotonic() - t0))
+    return t.scenario(label, fn, *args)
 
 
 def one_line_error(rc, out, err, status, what, must_name=None):

@@ -148,19 +148,7 @@ def finish_daemon(d, label):
 
 
 def scenario(label, fn, *args):
-    """Runs fn(*args) as one group of checks; an exception is a failed check, never the end of the run."""
-    t.comment("")
-    t.comment("=== %s ===" % label)
-    t.prefix = label + ": "
-    t0 = time.monotonic()
-    try:
-        return fn(*args)
-    except Exception:
-        t.crashed(label)
-        return None
-    finally:
-        t.prefix = ""
-        t.comment("%s took %.2f s" % (label, time.monotonic() - t0))
+    return t.scenario(label, fn, *args)
 
 
 def snapshot_calls(d, ids):
