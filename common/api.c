@@ -108,6 +108,19 @@ api_conversation(struct buf *b, const struct view_call *c, const struct arena *a
 	buf_adds(b, "]}");
 }
 
+/* The view's calls in a malloc'd array sorted by cmp (NULL when there are none, or no memory). */
+static const struct view_call **
+sorted_calls(const struct view *v, int (*cmp)(const void *, const void *))
+{
+	const struct view_call **order = v->ncalls ? malloc(v->ncalls * sizeof(*order)) : NULL;
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < v->ncalls; i++)
+		order[i] = v->calls[i];
+	qsort(order, v->ncalls, sizeof(*order), cmp);
+	return order;
+}
+
 static int
 by_first_seen(const void *pa, const void *pb)
 {
@@ -119,15 +132,11 @@ void
 api_conversations(struct buf *b, const struct view *v, const struct arena *a, struct buf *scratch)
 {
 	/* In the order the calls first appeared, as the tutorial's dictionary kept them. */
-	const struct view_call **order = v->ncalls ? malloc(v->ncalls * sizeof(*order)) : NULL;
+	const struct view_call **order = sorted_calls(v, by_first_seen);
 	if (v->ncalls && !order) {
 		b->failed = true;
 		return;
 	}
-	for (size_t i = 0; i < v->ncalls; i++)
-		order[i] = v->calls[i];
-	if (order)
-		qsort(order, v->ncalls, sizeof(*order), by_first_seen);
 	buf_adds(b, "{\"conversations\":{");
 	for (size_t i = 0; i < v->ncalls; i++) {
 		if (i)
@@ -170,15 +179,11 @@ api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq
 	buf_adds(b, "{\"generation\":");
 	put_gen(b, generation);
 	buf_printf(b, ",\"seq\":%" PRIu64 ",\"calls\":[", seq);
-	const struct view_call **order = v->ncalls ? malloc(v->ncalls * sizeof(*order)) : NULL;
+	const struct view_call **order = sorted_calls(v, by_activity_desc);
 	if (v->ncalls && !order) {
 		b->failed = true;
 		return;
 	}
-	for (size_t i = 0; i < v->ncalls; i++)
-		order[i] = v->calls[i];
-	if (order)
-		qsort(order, v->ncalls, sizeof(*order), by_activity_desc);
 	for (size_t i = 0; i < v->ncalls; i++) {
 		if (i)
 			buf_addc(b, ',');
