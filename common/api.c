@@ -42,6 +42,16 @@ api_raw_body(struct buf *b, const struct arena *a, uint64_t seq, struct buf *scr
 	return true;
 }
 
+/* ,"name":"value" when value is set. */
+static void
+put_opt_str(struct buf *b, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	buf_printf(b, ",\"%s\":", name);
+	json_write_cstr(b, value);
+}
+
 /* The tutorial's shapes (tutorial = true: a missing timestamp is 0, as it stored them) or ours
  * (null, plus sequence numbers and the message's extra members). */
 static void
@@ -53,8 +63,11 @@ put_statuses(struct buf *b, const struct view_call *c, bool tutorial)
 		json_write_cstr(b, c->st[i].status);
 		buf_adds(b, ",\"timestamp\":");
 		put_ts(b, c->st[i].ts, tutorial);
-		if (!tutorial)
+		if (!tutorial) {
 			buf_printf(b, ",\"seq\":%" PRIu64, c->st[i].seq);
+			put_opt_str(b, "ended_by", c->st[i].ended_by);
+			put_opt_str(b, "reason", c->st[i].reason);
+		}
 		buf_addc(b, '}');
 	}
 	buf_addc(b, ']');
@@ -87,6 +100,32 @@ put_messages(struct buf *b, const struct view_call *c, bool tutorial)
 	buf_addc(b, ']');
 }
 
+/* ,"ended":...,"report":...,"alerts":[...]: the same in our detail and in the tutorial's shape, which
+ * keeps its own fields and gains these. */
+static void
+put_outcome(struct buf *b, const struct view_call *c)
+{
+	buf_printf(b, ",\"ended\":%s,\"report\":", c->ended ? "true" : "false");
+	if (c->report)
+		buf_adds(b, c->report);
+	else
+		buf_adds(b, "null");
+	buf_adds(b, ",\"alerts\":[");
+	for (size_t i = 0; i < c->nalert; i++) {
+		const struct view_alert *al = &c->alert[i];
+		buf_adds(b, i ? "," : "");
+		buf_printf(b, "{\"type\":\"%s\",\"timestamp\":", al->type == EVENT_ALERT_HANG ? "hang" : "error");
+		put_ts(b, al->ts, false);
+		buf_printf(b, ",\"seq\":%" PRIu64, al->seq);
+		if (al->details && al->details[0] == '{') {
+			buf_adds(b, ",\"error\":");
+			buf_adds(b, al->details);
+		}
+		buf_addc(b, '}');
+	}
+	buf_addc(b, ']');
+}
+
 void
 api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch)
 {
@@ -105,7 +144,9 @@ api_conversation(struct buf *b, const struct view_call *c, const struct arena *a
 		else
 			b->len = mark; /* aged out of the raw ring */
 	}
-	buf_adds(b, "]}");
+	buf_addc(b, ']');
+	put_outcome(b, c);
+	buf_addc(b, '}');
 }
 
 /* The view's calls in a malloc'd array sorted by cmp (NULL when there are none, or no memory). */
@@ -200,33 +241,25 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	json_write_str(b, c->id, c->id_len);
 	buf_adds(b, ",\"generation\":");
 	put_gen(b, generation);
-	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"ended\":%s,\"resumed\":%s",
-	           seq, c->first_seq, c->changed_seq, c->ended ? "true" : "false", c->resumed ? "true" : "false");
+	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"resumed\":%s",
+	           seq, c->first_seq, c->changed_seq, c->resumed ? "true" : "false");
 	buf_adds(b, ",\"status\":");
 	json_write_cstr(b, view_call_status(c));
 	buf_adds(b, ",\"customer\":");
 	json_write_cstr(b, c->customer);
+	/* Who ended the call and why, as its latest terminal status told it. */
+	const struct view_status *end = NULL;
+	for (size_t i = c->nst; c->ended && !end && i > 0; i--)
+		if (view_status_is_terminal(c->st[i - 1].status))
+			end = &c->st[i - 1];
+	buf_adds(b, ",\"ended_by\":");
+	json_write_cstr(b, end ? end->ended_by : NULL);
+	buf_adds(b, ",\"ended_reason\":");
+	json_write_cstr(b, end ? end->reason : NULL);
 	buf_addc(b, ',');
 	put_statuses(b, c, false);
 	buf_addc(b, ',');
 	put_messages(b, c, false);
-	buf_adds(b, ",\"report\":");
-	if (c->report)
-		buf_adds(b, c->report);
-	else
-		buf_adds(b, "null");
-	buf_adds(b, ",\"alerts\":[");
-	for (size_t i = 0; i < c->nalert; i++) {
-		const struct view_alert *al = &c->alert[i];
-		buf_adds(b, i ? "," : "");
-		buf_printf(b, "{\"type\":\"%s\",\"timestamp\":", al->type == EVENT_ALERT_HANG ? "hang" : "error");
-		put_ts(b, al->ts, false);
-		buf_printf(b, ",\"seq\":%" PRIu64, al->seq);
-		if (al->details && al->details[0] == '{') {
-			buf_adds(b, ",\"error\":");
-			buf_adds(b, al->details);
-		}
-		buf_addc(b, '}');
-	}
-	buf_adds(b, "]}");
+	put_outcome(b, c);
+	buf_addc(b, '}');
 }

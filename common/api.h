@@ -1,6 +1,7 @@
 /* api: the JSON documents the dashboard port serves, rendered from a view (and, for raw events, from
- * the arena's raw ring). The tutorial's shapes (/api/conversations) are kept exactly; our own
- * endpoints (/api/calls) answer with what the dashboard needs and no raw payloads. */
+ * the arena's raw ring). The tutorial's shapes (/api/conversations) keep every field it had, with its
+ * meaning, and gain ended, report and alerts; our own endpoints (/api/calls) answer with what the
+ * dashboard needs and no raw payloads. */
 #ifndef LIVEEVENTS_API_H
 #define LIVEEVENTS_API_H
 
@@ -10,7 +11,7 @@
 #include "buf.h"
 #include "view.h"
 
-/* {"statuses": [...], "messages": [...], "events": [raw bodies]} for one call. */
+/* {"statuses": [...], "messages": [...], "events": [raw bodies], "ended", "report", "alerts"} for one call. */
 void api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch);
 /* {"conversations": {id: conversation, ...}} in order of creation. */
 void api_conversations(struct buf *b, const struct view *v, const struct arena *a, struct buf *scratch);

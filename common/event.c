@@ -701,7 +701,23 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		}
 		else
 			strcpy(res->status, "unknown");
-		event_enc_status(&enc, res->ts, res->status, strlen(res->status));
+		/* Who ended the call and why: Interactly's callEndTriggerBy and phoneCallStatusReason,
+		 * Vapi's endedReason (which wins: it is the more precise). */
+		char by[EVENT_MAX_REASON + 1] = "", why[EVENT_MAX_REASON + 1] = "";
+		if (str_into(d, json_obj_get(d, call, "callEndTriggerBy"), t, NULL) && t->len) {
+			scrub(eb, t, sec);
+			copy_cut(by, EVENT_MAX_REASON, t->data, t->len);
+		}
+		int reason = json_obj_get(d, msg, "endedReason");
+		if (!json_is_string(d, reason) || d->tok[reason].end == d->tok[reason].start)
+			reason = json_obj_get(d, call, "endedReason");
+		if (!json_is_string(d, reason) || d->tok[reason].end == d->tok[reason].start)
+			reason = json_obj_get(d, call, "phoneCallStatusReason");
+		if (str_into(d, reason, t, NULL) && t->len) {
+			scrub(eb, t, sec);
+			copy_cut(why, EVENT_MAX_REASON, t->data, t->len);
+		}
+		event_enc_status(&enc, res->ts, res->status, strlen(res->status), by, why);
 	}
 	if (type == EVENT_STATUS_UPDATE || type == EVENT_CONVERSATION_UPDATE || type == EVENT_HANG ||
 	    type == EVENT_ERROR || type == EVENT_END_OF_CALL_REPORT) {
@@ -746,7 +762,8 @@ event_snapshot(struct buf *b, const struct view_call *c, uint64_t self_seq)
 		event_enc_callinfo(&e, c->customer, strlen(c->customer));
 	for (size_t i = 0; i < c->nst; i++) {
 		e.origin = c->st[i].seq;
-		event_enc_status(&e, c->st[i].ts, c->st[i].status, strlen(c->st[i].status));
+		event_enc_status(&e, c->st[i].ts, c->st[i].status, strlen(c->st[i].status), c->st[i].ended_by,
+		                 c->st[i].reason);
 	}
 	for (size_t i = 0; i < c->nmsg; i++) {
 		const struct view_msg *m = &c->msg[i];

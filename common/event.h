@@ -28,6 +28,7 @@
 #define EVENT_MAX_TYPE_NAME 128
 #define EVENT_MAX_STATUS 128      /* longer status strings are cut (at a character boundary) */
 #define EVENT_MAX_ROLE 64
+#define EVENT_MAX_REASON 256     /* who ended a call and why, as a status-update tells it */
 #define EVENT_MAX_KEY 512
 #define EVENT_MAX_CUSTOMER 256
 #define EVENT_MAX_SECRETS 32      /* secret values remembered per request for scrubbing */

@@ -140,11 +140,14 @@ item_end(struct event_enc *e, size_t len_off)
 }
 
 void
-event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len)
+event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len, const char *ended_by,
+                 const char *reason)
 {
 	size_t off = item_begin(e, EVENT_ITEM_STATUS, 0);
 	put_i64(e->b, ts);
 	put_str(e->b, status, len);
+	put_str(e->b, ended_by ? ended_by : "", ended_by ? strlen(ended_by) : 0);
+	put_str(e->b, reason ? reason : "", reason ? strlen(reason) : 0);
 	item_end(e, off);
 }
 
@@ -385,6 +388,11 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 		case EVENT_ITEM_STATUS:
 			it->ts = get_i64(&body);
 			it->a = get_str(&body);
+			it->b = it->c = (struct event_str){ "", 0 };
+			if (body.p < body.end) {
+				it->b = get_str(&body);
+				it->c = get_str(&body);
+			}
 			break;
 		case EVENT_ITEM_MESSAGE:
 			it->ts = get_i64(&body);

@@ -14,7 +14,8 @@
  *   str type name as sent              str call id ("" when the event named no call)
  *   u32 item count, then items:  u8 item kind, u8 item flags, u16 0, u32 body length,
  *                                u64 origin + 1 (the fact that first carried it; 0 = this record), body
- *     ITEM_STATUS   i64 ts, str status
+ *     ITEM_STATUS   i64 ts, str status, then (absent in records of earlier writers, read as "")
+ *                   str ended by (callEndTriggerBy), str reason (endedReason or phoneCallStatusReason)
  *     ITEM_MESSAGE  i64 ts, i64 ts of the event that set its text, u64 fact that last changed it + 1
  *                   (0 = its origin), str key, str role, str text, str extra (JSON object text or "")
  *     ITEM_CALLINFO str customer (caller number or web caller name)
@@ -114,7 +115,9 @@ struct event_msg_item {
 
 void event_enc_begin(struct event_enc *e, struct buf *b, enum event_type type, uint16_t flags, int64_t ts,
                      uint64_t call_base, const char *type_name, size_t type_len, const char *call_id, size_t call_len);
-void event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len);
+/* ended_by and reason may be NULL (none). */
+void event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_t len, const char *ended_by,
+                      const char *reason);
 void event_enc_message(struct event_enc *e, const struct event_msg_item *m);
 void event_enc_callinfo(struct event_enc *e, const char *customer, size_t len);
 void event_enc_report(struct event_enc *e, const char *json, size_t len);
@@ -150,7 +153,7 @@ struct event_item {
 	int64_t ts;
 	int64_t evt_ts;   /* MESSAGE */
 	uint64_t updated; /* MESSAGE: EVENT_ORIGIN_SELF = its origin */
-	struct event_str a, b, c, d; /* STATUS: a=status; MESSAGE: a=key b=role c=text d=extra;
+	struct event_str a, b, c, d; /* STATUS: a=status b=ended by c=reason; MESSAGE: a=key b=role c=text d=extra;
 	                              * CALLINFO: a=customer; REPORT: a=json; ALERT: a=json */
 	uint8_t alert_type;
 	uint32_t nrefs;             /* RAWREFS: count, and the bytes (u64 each, unaligned) */

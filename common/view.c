@@ -85,8 +85,11 @@ list_append(struct view *v, struct view_call *c)
 static void
 call_clear(struct view_call *c)
 {
-	for (size_t i = 0; i < c->nst; i++)
+	for (size_t i = 0; i < c->nst; i++) {
 		free(c->st[i].status);
+		free(c->st[i].ended_by);
+		free(c->st[i].reason);
+	}
 	for (size_t i = 0; i < c->nmsg; i++) {
 		free(c->msg[i].key);
 		free(c->msg[i].role);
@@ -265,8 +268,14 @@ add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
 	if (!grow((void **)&c->st, &c->capst, c->nst + 1, sizeof(*c->st)))
 		return -1;
 	char *s = dupn(it->a.p, it->a.len);
-	if (!s)
+	char *by = it->b.len ? dupn(it->b.p, it->b.len) : NULL;
+	char *why = it->c.len ? dupn(it->c.p, it->c.len) : NULL;
+	if (!s || (it->b.len && !by) || (it->c.len && !why)) {
+		free(s);
+		free(by);
+		free(why);
 		return -1;
+	}
 	int64_t last = c->nst ? c->st[c->nst - 1].sort_key : INT64_MIN;
 	int64_t key = it->ts == EVENT_TS_NONE ? last : it->ts;
 	/* Insert after every pill whose key is <= ours: equal keys keep arrival order, and a late
@@ -275,7 +284,9 @@ add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
 	while (pos > 0 && c->st[pos - 1].sort_key > key)
 		pos--;
 	memmove(&c->st[pos + 1], &c->st[pos], (c->nst - pos) * sizeof(*c->st));
-	c->st[pos] = (struct view_status){ .status = s, .ts = it->ts, .sort_key = key, .seq = seq };
+	c->st[pos] = (struct view_status){
+		.status = s, .ended_by = by, .reason = why, .ts = it->ts, .sort_key = key, .seq = seq
+	};
 	c->nst++;
 	if (view_status_is_terminal(s))
 		c->ended = true;

@@ -23,6 +23,7 @@
 
 struct view_status {
 	char *status;
+	char *ended_by, *reason; /* NULL when the event carried none */
 	int64_t ts;       /* as sent (EVENT_TS_NONE when absent) */
 	int64_t sort_key; /* ts, or the latest key so far when absent: keeps arrival order */
 	uint64_t seq;

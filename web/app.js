@@ -472,10 +472,12 @@
 
     $('callResumed').hidden = d.resumed !== true;
 
-    const reason = str(d.endedReason) || str(d.ended_reason);
+    const why = str(d.ended_reason);
+    const by = str(d.ended_by);
+    const reason = [by ? 'ended by ' + by : '', why].filter(Boolean).join(' \u00b7 ');
     $('callReason').hidden = !(d.ended && reason);
     $('callReason').textContent = reason;
-    $('callReason').title = reason ? 'end reason: ' + reason : '';
+    $('callReason').title = reason ? 'how the call ended: ' + reason : '';
 
     const pills = $('pills');
     clear(pills);
@@ -488,7 +490,8 @@
         t.dateTime = new Date(s.timestamp).toISOString();
         li.append(t);
       }
-      li.title = 'status: ' + s.status + (isNum(s.timestamp) ? '\n' + fmtDateTime(s.timestamp) : '');
+      li.title = 'status: ' + s.status + (isNum(s.timestamp) ? '\n' + fmtDateTime(s.timestamp) : '') +
+        (str(s.ended_by) ? '\nended by: ' + s.ended_by : '') + (str(s.reason) ? '\nreason: ' + s.reason : '');
       pills.append(li);
     }
     if (!pills.firstChild) {

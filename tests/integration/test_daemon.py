@@ -148,6 +148,10 @@ def finish_daemon(d, label):
 
 
 def scenario(label, fn, *args):
+    # SCENARIOS=1,4 runs only those (while working on one part); the default is all of them.
+    only = os.environ.get("SCENARIOS")
+    if only and label.split()[0] not in only.split(","):
+        return None
     return t.scenario(label, fn, *args)
 
 
@@ -225,7 +229,15 @@ def compare_with_expected(d, fixtures, expected):
         c = convs.get(cid)
         if not t.ok(isinstance(c, dict), "[%s] present in /api/conversations" % tag):
             continue
-        t.eq(sorted(c.keys()), ["events", "messages", "statuses"], "[%s] conversation has statuses, messages, events" % tag)
+        t.eq(sorted(c.keys()), ["alerts", "ended", "events", "messages", "report", "statuses"],
+             "[%s] conversation has the tutorial's statuses, messages, events, and ended, report, alerts" % tag)
+        t.eq(c.get("ended"), exp["ended"], "[%s] /api/conversations: ended is %s" % (tag, exp["ended"]))
+        t.eq(c.get("report") is not None, exp["report"], "[%s] /api/conversations: report is %s"
+             % (tag, "an object" if exp["report"] else "null"))
+        t.eq([a.get("type") for a in c.get("alerts") or []].count("hang"), exp["hangs"],
+             "[%s] /api/conversations: %d hang alert(s)" % (tag, exp["hangs"]))
+        t.eq([a.get("type") for a in c.get("alerts") or []].count("error"), exp["errors"],
+             "[%s] /api/conversations: %d error alert(s)" % (tag, exp["errors"]))
         st = c.get("statuses", [])
         t.ok(all(isinstance(s, dict) and set(s) == {"status", "timestamp"} for s in st),
              "[%s] every status is {status, timestamp}" % tag, lambda: H._short(st))
@@ -322,6 +334,59 @@ def compare_with_expected(d, fixtures, expected):
          "[G] the 69,154-character message is stored and served exactly",
          lambda: "got %s characters" % [len(x) for x in long_got])
     t.eq(gm[-1] if gm else None, ("assistant", "In case 81, the policy in section 82 applies."), "[G] last message")
+
+    # The fields the fixtures README names, field by field, against the bodies that carried them.
+    def detail(cid):
+        v, _ = H.try_json(d.call_detail(cid).body)
+        return v if isinstance(v, dict) else {}
+
+    def report_of(cid):
+        return detail(cid).get("report") or {}
+
+    def sent_report(cid):
+        fx = [f for f in per_call_raw.get(cid, []) if f.type == "end-of-call-report"][-1].json["message"]
+        return fx, fx.get("call") or {}
+
+    for cid in ("CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d", "CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18",
+                "CA9a8b7c6d5e4f30211203f4e5d6c7b8a9"):
+        tag = cid[:14]
+        rep, (m, call) = report_of(cid), sent_report(cid)
+        an = m.get("analysis") or {}
+        want = {"summary": an.get("summary"), "successEvaluation": an.get("successEvaluation"),
+                "outcome": an.get("outcome"), "structuredData": an.get("structuredData"),
+                "durationMs": call.get("assistantCallDuration"), "durationSeconds": (call.get("cost") or {}).get("callDuration"),
+                "cost": (call.get("cost") or {}).get("totalCost"), "endedBy": call.get("callEndTriggerBy"),
+                "recording": call.get("recording")}
+        for k, w in want.items():
+            t.eq(rep.get(k), w, "[%s] report.%s is the one sent" % (tag, k))
+    t.eq(report_of("CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18").get("durationMs"), 18200, "[B] report: duration 18200 ms")
+    t.eq(report_of("CA9a8b7c6d5e4f30211203f4e5d6c7b8a9").get("outcome"), "Transferred to staff", "[C] report: outcome")
+    rec = report_of("CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d").get("recording") or {}
+    t.ok(isinstance(rec.get("path"), str) and rec["path"].endswith(".mp3"), "[A] report: the recording path", repr(rec))
+    bd = detail("CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18")
+    t.eq((bd.get("ended_by"), bd.get("ended_reason")), ("user", "Call is completed"),
+         "[B] ended by the user, as its finished status says")
+    sk = [(m.get("messageId"), [s.get("text") for s in m.get("skipped") or []]) for m in bd.get("messages", [])
+          if m.get("skipped")]
+    t.eq(sk, [("user-2", ["Great. Will you be able to make it, or would you like to reschedule?"])],
+         "[B] user-2 carries the one interrupted reply, which is no message of its own")
+    vd = detail("7c0e2b9a-4d1f-4a83-b6e2-91c5d0f3a7e4")
+    t.eq((vd.get("ended"), vd.get("status"), vd.get("ended_reason")), (True, "ended", "customer-ended-call"),
+         "[V] ended, reason customer-ended-call")
+    cd = detail("CA9a8b7c6d5e4f30211203f4e5d6c7b8a9")
+    t.eq([s.get("reason") for s in cd.get("statuses", [])][2:3], ["Call is forwarded"], "[C] the forwarded pill says why")
+    dd = detail("WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c")
+    sent = [f.json["message"]["error"] for f in per_call_raw.get("WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c", [])
+            if f.type == "error"]
+    got = [a.get("error") for a in dd.get("alerts", [])]
+    t.eq(got, sent, "[D] each error alert carries type, code, message, provider, retryable and details as sent")
+    t.eq([a.get("timestamp") for a in dd.get("alerts", [])],
+         [f.json["message"].get("timestamp") for f in per_call_raw.get("WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c", [])
+          if f.type == "error"], "[D] each alert carries its event's timestamp")
+    ad = detail("CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d")
+    t.eq([(a.get("type"), a.get("timestamp")) for a in ad.get("alerts", [])],
+         [("hang", f.json["message"].get("timestamp")) for f in per_call_raw.get("CA5e0b7c1d9a2f4e8b6c3d0a1f7e9b2c4d", [])
+          if f.type == "hang"], "[A] the hang alert, at its event's time")
 
     r = d.api("/api/conversations/unknown")
     t.ok(r.status == 404 and r.body == b'{"error":"Not found"}', "GET /api/conversations/unknown is 404 {\"error\":\"Not found\"}",

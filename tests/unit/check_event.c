@@ -561,7 +561,7 @@ START_TEST(test_record_truncation_never_misread)
 	struct event_enc e;
 	event_enc_begin(&e, &b, EVENT_CONVERSATION_UPDATE, EVENT_F_REPAIRED, 1784041330000LL, 42, "conversation-update",
 	                19, "CALL", 4);
-	event_enc_status(&e, 5, "ongoing", 7);
+	event_enc_status(&e, 5, "ongoing", 7, NULL, NULL);
 	struct event_msg_item mi = { .ts = 6, .evt_ts = 7, .updated = EVENT_ORIGIN_SELF, .key = "k", .key_len = 1, .role = "user", .role_len = 4,
 	                             .text = "hello", .text_len = 5, .extra = "{\"skipped\":[]}", .extra_len = 14 };
 	event_enc_message(&e, &mi);
