@@ -121,6 +121,7 @@ enum arena_counter {
 	ARENA_C_CALLS_EVICTED,  /* calls (ended or idle) that left the arena whole, oldest first */
 	ARENA_C_LIVE_DROPPED,   /* live calls that could not be kept: the arena is too small for them */
 	ARENA_C_DAMAGED,        /* records recovery found damaged (replaced by holes, or let go at the tail) */
+	ARENA_C_UNAUTHORIZED,   /* webhooks refused for a missing or wrong secret (401; also in REJECTED) */
 	ARENA_NCOUNTERS_USED,
 	ARENA_NCOUNTERS = 24
 };

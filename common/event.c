@@ -495,6 +495,36 @@ build_extra(const struct json_doc *d, int m, struct buf *out)
 	buf_adds(out, "]}");
 }
 
+/* The platform may deliver one event twice (a retry of its own, a proxy's, a replay by hand): the
+ * second copy must add nothing. A status is the same when its value and its event time are; one
+ * without a time is the same as the latest pill when that has none either. */
+static bool
+status_known(const struct view_call *vc, const char *status, int64_t ts)
+{
+	if (!vc)
+		return false;
+	if (ts == EVENT_TS_NONE)
+		return vc->nst && vc->st[vc->nst - 1].ts == EVENT_TS_NONE && strcmp(vc->st[vc->nst - 1].status, status) == 0;
+	for (size_t i = vc->nst; i > 0; i--)
+		if (vc->st[i - 1].ts == ts && strcmp(vc->st[i - 1].status, status) == 0)
+			return true;
+	return false;
+}
+
+/* An alert is the same when its type, time and details are; without a time it cannot be told from
+ * a second hang, so it counts. */
+static bool
+alert_known(const struct view_call *vc, enum event_alert_type type, int64_t ts, const char *details, size_t len)
+{
+	for (size_t i = 0; vc && ts != EVENT_TS_NONE && i < vc->nalert; i++) {
+		const struct view_alert *a = &vc->alert[i];
+		const char *d = a->details ? a->details : "";
+		if (a->type == type && a->ts == ts && strlen(d) == len && memcmp(d, details, len) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int
 add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_call *vc, int64_t evt_ts)
 {
@@ -598,7 +628,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 {
 	memset(res, 0, sizeof(*res));
 	res->ts = EVENT_TS_NONE;
-	res->repairs = d->repairs;
+	res->repairs = d->repairs + d->nul_escapes;
 	if ((size_t)d->ntok > eb->mark_cap) {
 		free(eb->mark);
 		if (!(eb->mark = malloc((size_t)d->ntok)))
@@ -665,7 +695,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		flags |= EVENT_F_UNATTRIBUTED;
 	if (type == EVENT_UNKNOWN)
 		flags |= EVENT_F_UNKNOWN_TYPE;
-	if (d->repairs)
+	if (d->repairs || d->nul_escapes)
 		flags |= EVENT_F_REPAIRED;
 	res->type = type;
 
@@ -717,7 +747,8 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 			scrub(eb, t, sec);
 			copy_cut(why, EVENT_MAX_REASON, t->data, t->len);
 		}
-		event_enc_status(&enc, res->ts, res->status, strlen(res->status), by, why);
+		if (!status_known(vc, res->status, res->ts))
+			event_enc_status(&enc, res->ts, res->status, strlen(res->status), by, why);
 	}
 	if (type == EVENT_STATUS_UPDATE || type == EVENT_CONVERSATION_UPDATE || type == EVENT_HANG ||
 	    type == EVENT_ERROR || type == EVENT_END_OF_CALL_REPORT) {
@@ -733,13 +764,16 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	if (type == EVENT_END_OF_CALL_REPORT) {
 		build_report(&x, msg, call, o);
 		scrub(eb, o, sec);
-		event_enc_report(&enc, o->data, o->len);
+		if (!vc || !vc->report || strlen(vc->report) != o->len || memcmp(vc->report, o->data, o->len) != 0)
+			event_enc_report(&enc, o->data, o->len);
 	} else if (type == EVENT_HANG) {
-		event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
+		if (!alert_known(vc, EVENT_ALERT_HANG, res->ts, "", 0))
+			event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
 	} else if (type == EVENT_ERROR) {
 		build_error(&x, msg, o);
 		scrub(eb, o, sec);
-		event_enc_alert(&enc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len);
+		if (!alert_known(vc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len))
+			event_enc_alert(&enc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len);
 	}
 	if (res->repairs)
 		flags |= EVENT_F_REPAIRED;

@@ -131,7 +131,12 @@ event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
 				log_text(b, f->type_name.p, f->type_name.len, LOG_DETAIL_CHARS);
 			else
 				buf_adds(b, "(no type)");
-			buf_adds(b, f->type == EVENT_UNKNOWN ? " (not interpreted, kept raw)" : " (kept raw)");
+			/* A type we interpret that changed nothing repeated what the call already had. */
+			buf_adds(b, f->type == EVENT_UNKNOWN ? " (not interpreted, kept raw)"
+			            : f->type == EVENT_STATUS_UPDATE || f->type == EVENT_HANG || f->type == EVENT_ERROR ||
+			                      f->type == EVENT_END_OF_CALL_REPORT
+			                    ? ": nothing new (a repeat), kept raw"
+			                    : " (kept raw)");
 		}
 	}
 flags:

@@ -71,6 +71,7 @@ enum event_type {
 /* raw flags */
 #define EVENT_RAW_REPAIRED 0x01u /* the body holds broken text: serve it through json_write_sanitized */
 #define EVENT_RAW_BOM 0x02u      /* a byte-order mark was removed */
+#define EVENT_RAW_INFLATED 0x04u /* sent gzip- or deflate-encoded: the body kept is the inflated one */
 
 enum event_item_kind {
 	EVENT_ITEM_STATUS = 1,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -318,6 +319,24 @@ refusal_body(struct buf *b, int code)
 	}
 }
 
+#define HTTP_EARLY_SLOTS 64 /* connections answered early whose libevent 413 is still to come */
+
+static struct bufferevent *answered_early[HTTP_EARLY_SLOTS];
+static unsigned answered_next;
+
+/* True if bev was answered early; forgets it (a later connection may get its address). */
+static bool
+forget_answered_early(const struct bufferevent *bev)
+{
+	bool found = false;
+	for (unsigned i = 0; i < HTTP_EARLY_SLOTS; i++)
+		if (answered_early[i] == bev) {
+			answered_early[i] = NULL;
+			found = true;
+		}
+	return found;
+}
+
 static void
 output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -347,6 +366,9 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 	    evbuffer_copyout_from(out, &s, status, 12) != 12)
 		return;
 	int code = atoi(status + 9);
+	/* A connection answered early: what libevent queues now goes nowhere (the socket is
+	 * half-closed), and the refusal was logged and counted then. */
+	bool early = forget_answered_early(arg);
 	struct buf body = BUF_INIT;
 	refusal_body(&body, code);
 	refusals.rewriting = true;
@@ -366,6 +388,8 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 		evbuffer_free(keep);
 	refusals.rewriting = false;
 	buf_free(&body);
+	if (early)
+		return;
 	/* An event the platform never resends is gone: it must at least be visible. */
 	char peer[64] = "?";
 	struct sockaddr_storage ss;
@@ -387,14 +411,123 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 		refusals.cb(code, refusals.arg);
 }
 
+/* --- a body announced too large, refused before it is sent ----------------------------------------- */
+
+/* libevent's lingering close reads a body announced over the limit to its end before it answers
+ * 413, however large the announcement: a sender of "Content-Length: 64 GiB" would be read for as
+ * long as it sends. Like nginx, we answer as soon as the head has arrived, half-close the
+ * connection so the answer is not lost to a reset, and let libevent discard what still comes.
+ * The head is looked at in the connection's input buffer before libevent parses it (evbuffer
+ * callbacks run first); a head that arrives in several pieces is parsed by libevent piecemeal and
+ * falls back to its own, later 413. */
+
+/* The value of header name in the head p[0..n) (lines after the request line), or NULL. */
+static const char *
+head_value(const char *p, size_t n, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *end = p + n, *line = memchr(p, '\n', n);
+	while (line && ++line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+			const char *v = line + nl + 1, *ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		line = eol;
+	}
+	return NULL;
+}
+
+static void
+answer_early(struct bufferevent *bev, uint64_t announced)
+{
+	int fd = bufferevent_getfd(bev);
+	/* An earlier answer still queued would be overtaken: leave this one to libevent. */
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	struct buf body = BUF_INIT, msg = BUF_INIT;
+	refusal_body(&body, 413);
+	buf_printf(&msg,
+	           "HTTP/1.1 413 %s\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+	           "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+	           http_reason(413), body.len);
+	buf_add(&msg, body.data, body.len);
+	ssize_t w = msg.failed ? -1 : send(fd, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	bool sent = w == (ssize_t)msg.len;
+	buf_free(&body);
+	buf_free(&msg);
+	if (!sent)
+		return; /* a fresh connection's send buffer takes 300 bytes; if not, libevent answers later */
+	shutdown(fd, SHUT_WR);
+	answered_early[answered_next++ % HTTP_EARLY_SLOTS] = bev;
+	char peer[64] = "?";
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+	log_limited(&refusals.limit, LOG_WARNING,
+	            "refused a %s from %s: 413 body of %llu bytes announced, the limit is %zu (answered before it was sent)",
+	            refusals.what, peer, (unsigned long long)announced, refusals.max_body);
+	if (refusals.cb)
+		refusals.cb(413, refusals.arg);
+}
+
+static void
+input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	static char head[HTTP_HEAD_PEEK_MAX];
+	if (!info->n_added)
+		return;
+	/* Only a buffer that starts with a request line can hold a head; body bytes never do here
+	 * (a JSON body starts with "{", a chunk with its size). */
+	char start[8];
+	if (evbuffer_copyout(in, start, sizeof(start)) != (ev_ssize_t)sizeof(start) ||
+	    (memcmp(start, "POST /", 6) != 0 && memcmp(start, "PUT /", 5) != 0 && memcmp(start, "PATCH /", 7) != 0))
+		return;
+	size_t len = evbuffer_get_length(in);
+	size_t n = len < sizeof(head) ? len : sizeof(head);
+	if (n > refusals.max_headers + HTTP_REQUEST_LINE_MAX)
+		n = refusals.max_headers + HTTP_REQUEST_LINE_MAX;
+	ev_ssize_t got = evbuffer_copyout(in, head, n);
+	if (got <= 0)
+		return;
+	char *eoh = memmem(head, (size_t)got, "\r\n\r\n", 4);
+	if (!eoh)
+		return;
+	size_t hn = (size_t)(eoh - head) + 2, vl;
+	if (head_value(head, hn, "transfer-encoding", &vl))
+		return; /* chunked: libevent counts as the chunks come */
+	const char *v = head_value(head, hn, "content-length", &vl);
+	if (!v || vl == 0 || vl > 19)
+		return;
+	uint64_t announced = 0;
+	for (size_t i = 0; i < vl; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return; /* libevent refuses it as malformed */
+		announced = announced * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (announced > refusals.max_body)
+		answer_early(arg, announced);
+}
+
 static struct bufferevent *
 new_connection_bev(struct event_base *base, void *arg)
 {
 	(void)arg;
 	/* the same options evhttp uses when it makes the bufferevent itself */
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
-	if (bev)
+	if (bev) {
+		forget_answered_early(bev);
 		evbuffer_add_cb(bufferevent_get_output(bev), output_cb, bev);
+		evbuffer_add_cb(bufferevent_get_input(bev), input_cb, bev);
+	}
 	return bev;
 }
 

@@ -14,6 +14,8 @@
 #define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_ACCEPT_PAUSE_MS 200 /* no accept() for this long after it failed for lack of resources */
 #define HTTP_JSON "application/json; charset=utf-8"
+#define HTTP_REQUEST_LINE_MAX 8192  /* looked at beyond the header limit when peeking at a head */
+#define HTTP_HEAD_PEEK_MAX (64u << 10)
 
 /* Creates a non-blocking listening socket. On failure returns -1 with a one-line reason in err and
  * *in_use set when the address was already taken. */

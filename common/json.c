@@ -308,6 +308,7 @@ repl:
 struct vresult {
 	unsigned ntok;    /* tokens jsmn will produce */
 	unsigned repairs; /* string tokens that need repair */
+	unsigned nul_escapes; /* \u0000 escapes */
 	bool has_nul;     /* a raw NUL inside a string */
 	size_t root;      /* offset of the root value */
 	size_t root_end;  /* offset just after it */
@@ -388,6 +389,8 @@ scan_string(const uint8_t **pp, const uint8_t *end, struct vresult *r)
 				bad = true;
 			} else if (is_low_surrogate(cp)) {
 				bad = true;
+			} else if (cp == 0) {
+				r->nul_escapes++;
 			}
 			q += UESC_LEN;
 			continue;
@@ -702,6 +705,7 @@ json_parse(struct json_doc *doc, const char *buf, size_t len, const struct json_
 	doc->text = buf + off;
 	doc->len = n;
 	doc->repairs = r.repairs;
+	doc->nul_escapes = r.nul_escapes;
 	if (r.has_nul) {
 		/* jsmn stops at NUL; 0x01 is repaired to U+FFFD exactly like NUL when read */
 		char *c, *e;

@@ -52,6 +52,8 @@ struct json_doc {
 	int *next;          /* next[i]: index of the first token after i's whole subtree (ntok at the end) */
 	unsigned repairs;   /* string tokens whose text needs repair (invalid UTF-8, lone surrogate,
 	                     * control character, NUL) */
+	unsigned nul_escapes; /* \u0000 escapes: valid JSON, but read as U+FFFD (strings stay C strings), so
+	                       * the event's text was changed and is counted as repaired */
 	bool bom;           /* a UTF-8 byte-order mark was skipped */
 	size_t err_offset;  /* on failure: byte offset (in the caller's buffer) where the problem was found */
 	char *owned;        /* a private copy, made only when the input holds NUL bytes (jsmn stops at NUL) */

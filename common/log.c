@@ -53,6 +53,14 @@ log_msg(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
+static unsigned limit_burst = LOG_LIMIT_BURST;
+
+void
+log_set_burst(unsigned burst)
+{
+	limit_burst = burst;
+}
+
 void
 log_limited(struct log_limit *l, int prio, const char *fmt, ...)
 {
@@ -66,7 +74,7 @@ log_limited(struct log_limit *l, int prio, const char *fmt, ...)
 		l->window_start_ms = now;
 		l->count = l->suppressed = 0;
 	}
-	if (l->count >= LOG_LIMIT_BURST) {
+	if (limit_burst && l->count >= limit_burst) {
 		l->suppressed++;
 		return;
 	}

@@ -29,6 +29,8 @@ struct log_limit {
 	unsigned count, suppressed;
 };
 void log_limited(struct log_limit *l, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Lines per window for every limit (--log-refusals); 0 lifts the limit. */
+void log_set_burst(unsigned burst);
 /* Appends at most max_chars characters of s[0..n) to b, on one line: control characters become
  * visible symbols (newline ⏎, tab →), nothing can forge a second log line, and a cut is marked …. */
 void log_text(struct buf *b, const char *s, size_t n, size_t max_chars);

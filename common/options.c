@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "json.h"
+#include "log.h"
 
 static const char usage_text[] =
 	"Usage: liveeventsd [OPTION]...\n"
@@ -24,13 +25,17 @@ static const char usage_text[] =
 	"  --arena PATH                  the store: /dev/shm/NAME is a POSIX shared-memory object,\n"
 	"                                any other path a file (default " CONFIG_DEFAULT_ARENA ")\n"
 	"  --arena-size SIZE             total arena size, e.g. 64M (default 64M)\n"
-	"  --max-body SIZE               largest webhook body accepted (default 4M)\n"
+	"  --webhook-secret-file FILE    accept only webhooks carrying one of the secrets in FILE (one\n"
+	"                                per line) as x-interactly-secret or Authorization: Bearer\n"
+	"  --max-body SIZE               largest webhook body accepted, also once inflated (default 4M)\n"
 	"  --max-headers SIZE            largest request header block (default 16K)\n"
 	"  --request-timeout SECONDS     time to send a request; idle keep-alive (default 30)\n"
 	"  --json-max-depth N            deepest JSON nesting accepted (default 64)\n"
 	"  --json-max-tokens N           most JSON tokens accepted (default 262144)\n"
 	"  --call-idle-timeout SECONDS   a call silent this long is no longer kept whole when the\n"
 	"                                arena is full (default 7200)\n"
+	"  --log-refusals N              log at most N refused requests of a kind per 10 s, then\n"
+	"                                count the rest (default 10; 0: log every one)\n"
 	"  --restart-backoff MS          delay before restarting a dead worker (default 100)\n"
 	"  --restart-backoff-max MS      longest delay after repeated deaths (default 5000)\n"
 	"  --restart-limit N             restarts allowed per worker per interval, 0 = no limit (default 10)\n"
@@ -55,6 +60,8 @@ enum {
 	OPT_BACKOFF_MAX,
 	OPT_RESTART_LIMIT,
 	OPT_RESTART_INTERVAL,
+	OPT_SECRET_FILE,
+	OPT_LOG_REFUSALS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -74,6 +81,8 @@ static const struct option options[] = {
 	{ "restart-backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
 	{ "restart-limit", required_argument, NULL, OPT_RESTART_LIMIT },
 	{ "restart-interval", required_argument, NULL, OPT_RESTART_INTERVAL },
+	{ "webhook-secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "log-refusals", required_argument, NULL, OPT_LOG_REFUSALS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -188,6 +197,7 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	c->reset_timeout_ms = CONFIG_DEFAULT_RESET_TIMEOUT_MS;
 	c->call_idle_ms = (uint64_t)CONFIG_DEFAULT_CALL_IDLE_S * 1000;
 	c->stop_timeout_ms = CONFIG_DEFAULT_STOP_TIMEOUT_MS;
+	c->log_refusals = LOG_LIMIT_BURST;
 
 	opterr = 0;
 	optind = 1;
@@ -274,6 +284,19 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 		case OPT_RESTART_INTERVAL:
 			if (parse_uint(optarg, 86400, &c->restart_interval) < 0 || c->restart_interval == 0) {
 				snprintf(err, errlen, "bad --restart-interval '%s' (1 to 86400 seconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_SECRET_FILE:
+			if (!optarg[0] || strlen(optarg) >= sizeof(c->webhook_secret_file)) {
+				snprintf(err, errlen, "bad --webhook-secret-file path");
+				return CONFIG_ERROR;
+			}
+			snprintf(c->webhook_secret_file, sizeof(c->webhook_secret_file), "%s", optarg);
+			break;
+		case OPT_LOG_REFUSALS:
+			if (parse_uint(optarg, 1000000, &c->log_refusals) < 0) {
+				snprintf(err, errlen, "bad --log-refusals '%s' (0 to 1000000)", optarg);
 				return CONFIG_ERROR;
 			}
 			break;

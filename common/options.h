@@ -43,6 +43,8 @@ struct config {
 	unsigned reset_timeout_ms;
 	uint64_t call_idle_ms;      /* a call silent this long is no longer kept whole when the arena is full */
 	unsigned stop_timeout_ms;
+	unsigned log_refusals;          /* refusal lines per LOG_LIMIT_WINDOW_MS; 0 = all */
+	char webhook_secret_file[4096]; /* "" = webhooks are not authenticated */
 };
 
 enum options_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };

@@ -80,6 +80,7 @@ const struct ctl_counter_name counter_names[] = {
 	[ARENA_C_CALLS_EVICTED] = { "calls_evicted", "calls evicted" },
 	[ARENA_C_LIVE_DROPPED] = { "live_dropped", "live dropped" },
 	[ARENA_C_DAMAGED] = { "damaged", "damaged" },
+	[ARENA_C_UNAUTHORIZED] = { "unauthorized", "unauthorized" },
 };
 _Static_assert(sizeof(counter_names) / sizeof(counter_names[0]) == ARENA_NCOUNTERS_USED,
                "every counter of enum arena_counter needs a name in counter_names");

@@ -27,6 +27,8 @@
 #include "store.h"
 #include "event_log.h"
 #include "http.h"
+#include "http_inflate.h"
+#include "http_secret.h"
 #include "json.h"
 #include "log.h"
 #include "view.h"
@@ -62,9 +64,16 @@ struct ingest {
 	struct buf meta, line;
 	struct event *doorbell_ev, *ctl_ev, *drain_ev;
 	struct log_limit refusal_limit;
+	size_t max_body; /* --max-body, lowered to what the raw ring holds */
 	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
 	uint64_t evicted_logged[ARENA_RINGS], eviction_log_ms[ARENA_RINGS];
 	bool doorbell_pending;
+	/* --webhook-secret-file: the secrets, and when the file was last looked at */
+	struct http_secrets secrets;
+	bool auth, secrets_reload_failed;
+	struct event *secrets_ev;
+	struct log_limit auth_limit;
+	struct buf inflated; /* a gzip or deflate body, inflated */
 };
 
 /* --- arena ------------------------------------------------------------------------------------- */
@@ -173,21 +182,72 @@ refused_early(int code, void *arg)
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
 }
 
-static void
-collect_header_secrets(struct evhttp_request *req, struct event_secrets *sec)
+/* The value a header carries as a credential: Authorization's without its scheme. */
+static const char *
+credential(const struct evkeyval *h)
 {
+	const char *v = h->value;
+	if (strcasecmp(h->key, "authorization") == 0 && strncasecmp(v, "Bearer ", 7) == 0)
+		v += 7;
+	return v;
+}
+
+/* Every value the body must not repeat: the configured secrets, and the request's credentials and
+ * custom headers (the platform sends the assistant's custom headers, and some bodies echo them). */
+static void
+collect_header_secrets(struct ingest *g, struct evhttp_request *req, struct event_secrets *sec)
+{
+	for (int i = 0; g->auth && i < g->secrets.n; i++)
+		event_secrets_add(sec, g->secrets.v[i], g->secrets.len[i]);
 	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
-	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
-		if (strcasecmp(h->key, "x-interactly-secret") == 0 || strcasecmp(h->key, "x-vapi-secret") == 0 ||
-		    strcasecmp(h->key, "x-api-key") == 0) {
-			event_secrets_add(sec, h->value, strlen(h->value));
-		} else if (strcasecmp(h->key, "authorization") == 0) {
-			const char *v = h->value;
-			if (strncasecmp(v, "Bearer ", 7) == 0)
-				v += 7;
+	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next)
+		if (!header_is_plain(h->key)) {
+			const char *v = credential(h);
 			event_secrets_add(sec, v, strlen(v));
 		}
+}
+
+/* True when the request carries one of the configured secrets (or none is configured). Every
+ * candidate header is compared, so the time taken does not tell which one was tried. */
+static bool
+authorized(struct ingest *g, struct evhttp_request *req)
+{
+	if (!g->auth)
+		return true;
+	bool ok = false;
+	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next)
+		if (strcasecmp(h->key, "x-interactly-secret") == 0 || strcasecmp(h->key, "x-vapi-secret") == 0 ||
+		    (strcasecmp(h->key, "authorization") == 0 && strncasecmp(h->value, "Bearer ", 7) == 0)) {
+			const char *v = credential(h);
+			ok |= http_secrets_match(&g->secrets, v, strlen(v));
+		}
+	return ok;
+}
+
+/* Re-reads the secrets file when it changed: a rotation takes effect within a second. A file that
+ * became unusable keeps the secrets already loaded (refusing every webhook would lose them all). */
+static void
+recheck_secrets(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ingest *g = arg;
+	const char *path = g->cfg->webhook_secret_file;
+	int changed = http_secrets_changed(&g->secrets, path);
+	if (changed == 0)
+		return;
+	char err[256];
+	if (changed < 0) {
+		snprintf(err, sizeof(err), "--webhook-secret-file %.200s is gone", path);
+	} else if (http_secrets_load(&g->secrets, path, err, sizeof(err)) == 0) {
+		log_msg(LOG_NOTICE, "webhook secrets re-read from %s: %d accepted", path, g->secrets.n);
+		g->secrets_reload_failed = false;
+		return;
 	}
+	if (!g->secrets_reload_failed)
+		log_msg(LOG_WARNING, "%s; the %d secret(s) read before stay in force", err, g->secrets.n);
+	g->secrets_reload_failed = true;
 }
 
 static void
@@ -198,9 +258,24 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		reject(g, req, 405, "method_not_allowed", "use POST to deliver a webhook", NULL);
 		return;
 	}
-	const char *enc = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
-	if (enc && strcasecmp(enc, "identity") != 0) {
-		reject(g, req, 415, "unsupported_encoding", "unsupported Content-Encoding", NULL);
+	if (!authorized(g, req)) {
+		char peer[64];
+		http_peer(req, peer, sizeof(peer));
+		arena_count(&g->arena, ARENA_C_REJECTED, 1);
+		arena_count(&g->arena, ARENA_C_UNAUTHORIZED, 1);
+		log_limited(&g->auth_limit, LOG_WARNING, "refused a webhook from %s: 401 missing or wrong secret", peer);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		http_send_error(req, 401, "unauthorized",
+		                "the webhook secret is missing or wrong (send it as x-interactly-secret or "
+		                "Authorization: Bearer)",
+		                NULL);
+		return;
+	}
+	const char *enc_name = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
+	enum http_encoding enc = http_encoding_parse(enc_name);
+	if (enc == HTTP_ENC_UNKNOWN) {
+		reject(g, req, 415, "unsupported_encoding", "unsupported Content-Encoding: send identity, gzip or deflate",
+		       NULL);
 		return;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -213,6 +288,29 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	if (!body) {
 		reject(g, req, 503, "no_memory", "out of memory reading the body", NULL);
 		return;
+	}
+	if (enc != HTTP_ENC_IDENTITY) {
+		/* The inflated body is held to the same limit as a plain one: it is what gets stored. */
+		enum http_inflate_status is = http_inflate(enc, body, len, g->max_body, &g->inflated);
+		if (is != HTTP_INFLATE_OK) {
+			char extra[64];
+			snprintf(extra, sizeof(extra), "\"limit\":%zu", g->max_body);
+			if (is == HTTP_INFLATE_TOO_LARGE)
+				reject(g, req, 413, "too_large_inflated", "the body, once inflated, is larger than the limit", extra);
+			else if (is == HTTP_INFLATE_NOMEM)
+				reject(g, req, 503, "no_memory", "out of memory inflating the body", NULL);
+			else
+				reject(g, req, 400, "bad_encoding",
+				       enc == HTTP_ENC_GZIP ? "the body is not valid gzip" : "the body is not valid deflate", NULL);
+			buf_reset(&g->inflated);
+			return;
+		}
+		body = g->inflated.data ? g->inflated.data : "";
+		len = g->inflated.len;
+		if (len == 0) {
+			reject(g, req, 400, "empty", "the body is empty once inflated: expected a JSON object", NULL);
+			return;
+		}
 	}
 	struct json_doc doc;
 	enum json_status js = json_parse(&doc, body, len, &g->lim);
@@ -230,11 +328,12 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	const char *orig = body + (doc.bom ? 3 : 0);
 	bool bom = doc.bom;
 	struct event_secrets sec = { 0 };
-	collect_header_secrets(req, &sec);
+	collect_header_secrets(g, req, &sec);
 	/* The raw record's metadata is redacted with the secrets the body reveals too. */
 	struct event_result r;
 	uint64_t now = arena_now_ns();
-	uint8_t raw_flags = (uint8_t)((doc.repairs ? EVENT_RAW_REPAIRED : 0) | (bom ? EVENT_RAW_BOM : 0));
+	uint8_t raw_flags = (uint8_t)((doc.repairs ? EVENT_RAW_REPAIRED : 0) | (bom ? EVENT_RAW_BOM : 0) |
+	                              (enc != HTTP_ENC_IDENTITY ? EVENT_RAW_INFLATED : 0));
 	enum store_status st = store_prepare(&g->store, &doc, orig, &sec, &r);
 	if (st == STORE_OK) {
 		build_meta(g, req, &sec);
@@ -313,6 +412,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	buf_free(&p);
 	log_limited(&g->refusal_limit, LOG_WARNING, "refused a request from %s: 404 %s (only POST /webhook is served here)",
 	            peer, what);
+	arena_count(&g->arena, ARENA_C_REJECTED, 1);
 	http_send_error(req, 404, "not_found", "not found: this port only accepts POST /webhook", NULL);
 }
 
@@ -410,6 +510,14 @@ ingest_main(const struct config *cfg)
 		max_body = (size_t)raw_room;
 		log_msg(LOG_WARNING, "--max-body lowered to %zu bytes: the largest raw record this arena holds", max_body);
 	}
+	g.max_body = max_body;
+	if (cfg->webhook_secret_file[0]) {
+		if (http_secrets_load(&g.secrets, cfg->webhook_secret_file, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERR, "%s", err);
+			return 1;
+		}
+		g.auth = true;
+	}
 	g.http = worker_loop_init(&g.loop, heartbeat, stop, &g) == 0
 	                 ? http_server_new(g.loop.base, WORKER_FD_LISTEN, max_body, cfg->max_headers,
 	                                   cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
@@ -423,6 +531,14 @@ ingest_main(const struct config *cfg)
 	g.ctl_ev = event_new(g.base, WORKER_FD_PEER, EV_READ | EV_PERSIST, ctl_cb, &g);
 	g.drain_ev = event_new(g.base, -1, EV_PERSIST, drain_cb, &g);
 	event_add(g.ctl_ev, NULL);
+	if (g.auth) {
+		struct timeval every = { HTTP_SECRET_RECHECK_MS / 1000, (HTTP_SECRET_RECHECK_MS % 1000) * 1000 };
+		g.secrets_ev = event_new(g.base, -1, EV_PERSIST, recheck_secrets, &g);
+		if (!g.secrets_ev || event_add(g.secrets_ev, &every) < 0) {
+			log_msg(LOG_ERR, "cannot watch --webhook-secret-file");
+			return 1;
+		}
+	}
 	log_msg(LOG_INFO, "accepting webhooks (%" PRIu64 " records stored, %zu calls)",
 	        arena_head(&g.arena, ARENA_FACTS) - arena_tail(&g.arena, ARENA_FACTS), g.store.view.ncalls);
 	worker_loop_run(&g.loop);
@@ -434,8 +550,12 @@ ingest_main(const struct config *cfg)
 	event_free(g.doorbell_ev);
 	event_free(g.ctl_ev);
 	event_free(g.drain_ev);
+	if (g.secrets_ev)
+		event_free(g.secrets_ev);
 	worker_loop_free(&g.loop);
 	store_close(&g.store);
 	arena_unmap(&g.arena);
+	http_secrets_clear(&g.secrets);
+	buf_free(&g.inflated);
 	return 0;
 }

@@ -24,6 +24,7 @@ main(int argc, char **argv)
 		break;
 	}
 	log_init("master");
+	log_set_burst(cfg.log_refusals); /* the workers inherit it */
 	hash_seed();
 	return master_run(&cfg);
 }

@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "http.h"
+#include "http_secret.h"
 #include "log.h"
 #include "master.h"
 #include "notify.h"
@@ -372,6 +373,19 @@ master_run(const struct config *cfg)
 	if (db < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
+	}
+	/* A secrets file that cannot be used must stop the start, not leave every webhook refused. */
+	if (cfg->webhook_secret_file[0]) {
+		static struct http_secrets probe;
+		if (http_secrets_load(&probe, cfg->webhook_secret_file, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERR, "%s", err);
+			return 1;
+		}
+		if (probe.world_readable)
+			log_msg(LOG_WARNING, "--webhook-secret-file %s is readable by every user: chmod 600 it",
+			        cfg->webhook_secret_file);
+		log_msg(LOG_INFO, "webhooks must carry one of the %d secret(s) in %s", probe.n, cfg->webhook_secret_file);
+		http_secrets_clear(&probe);
 	}
 	int ro_fd = -1;
 	int rw_fd = arena_create_or_open(cfg->arena, cfg->arena_size, &ro_fd, err, sizeof(err));
