@@ -166,6 +166,17 @@ is_pow2(uint64_t v)
 	return v && !(v & (v - 1));
 }
 
+/* The geometry is a function of the size asked for, which the raw ring's size gives back (twice
+ * it asks for the same rings): any other layout in a header is damage, and reading with it would
+ * misread every record. */
+static bool
+geometry_matches(const struct arena_header *h)
+{
+	struct arena_geometry g;
+	return h->ring[ARENA_RAW].data_size <= ARENA_MAX_SIZE / 2 && arena_geometry(h->ring[ARENA_RAW].data_size * 2, &g) == 0 &&
+	       g.file_size == h->file_size && memcmp(g.ring, h->ring, sizeof(g.ring)) == 0;
+}
+
 /* Validates a header that is already a private copy. */
 static int
 check_header_copy(const struct arena_header *h, size_t size, char *err, size_t errlen)
@@ -183,9 +194,14 @@ check_header_copy(const struct arena_header *h, size_t size, char *err, size_t e
 		         h->layout_version, ARENA_LAYOUT_VERSION);
 		return -1;
 	}
-	if (h->abi != ARENA_ABI || h->header_size != sizeof(struct arena_header)) {
+	if (h->abi != ARENA_ABI) {
 		snprintf(err, errlen, "arena ABI %#llx, this program uses %#llx (another byte order or build)",
 		         (unsigned long long)h->abi, (unsigned long long)ARENA_ABI);
+		return -1;
+	}
+	if (h->header_size != sizeof(struct arena_header)) {
+		snprintf(err, errlen, "arena header size %u, this program uses %zu: the header is damaged", h->header_size,
+		         sizeof(struct arena_header));
 		return -1;
 	}
 	if (h->file_size != size) {
@@ -208,6 +224,11 @@ check_header_copy(const struct arena_header *h, size_t size, char *err, size_t e
 			snprintf(err, errlen, "arena %s ring geometry is out of bounds", ring_names[r]);
 			return -1;
 		}
+	}
+	if (!geometry_matches(h)) {
+		snprintf(err, errlen, "the header's ring geometry does not match its size of %llu bytes: the header is damaged",
+		         (unsigned long long)h->file_size);
+		return -1;
 	}
 	return 0;
 }
@@ -326,6 +347,17 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 		struct arena_header h;
 		ssize_t n = pread(fd, &h, sizeof(h), 0);
 		if (n == (ssize_t)sizeof(h) && interrupted_init(&h, (uint64_t)st.st_size, &g)) {
+			/* ...unless records were ever published: then the magic was damaged, not unwritten. */
+			static struct arena_control c;
+			if (pread(fd, &c, sizeof(c), ARENA_HEADER_SIZE) != (ssize_t)sizeof(c) ||
+			    atomic_load_explicit(&c.ring[ARENA_FACTS].head_seq, memory_order_relaxed) != 0 ||
+			    atomic_load_explicit(&c.ring[ARENA_RAW].head_seq, memory_order_relaxed) != 0) {
+				snprintf(err, errlen,
+				         "%s has no magic but holds records: a damaged arena; refusing to overwrite it (move it "
+				         "away to start a new one)",
+				         path);
+				goto fail;
+			}
 			fresh = true;
 		} else if (n != (ssize_t)sizeof(h) || memcmp(h.magic, ARENA_MAGIC, 8) != 0) {
 			snprintf(err, errlen, "%s exists and is not a liveevents arena; refusing to overwrite it", path);
@@ -377,6 +409,12 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 			         "arena %s is damaged: its header says %llu bytes but the file has %llu; move it away to "
 			         "start a new one",
 			         path, (unsigned long long)h->file_size, (unsigned long long)st.st_size);
+			bad = 1;
+		} else if (!geometry_matches(h)) {
+			snprintf(err, errlen,
+			         "arena %s: the header's ring geometry does not match its size: the header is damaged; move "
+			         "it away to start a new one",
+			         path);
 			bad = 1;
 		} else if (h->file_size != g.file_size || memcmp(h->ring, g.ring, sizeof(g.ring)) != 0) {
 			/* Sizes are rounded to powers of two: name an --arena-size that gives this arena. */
@@ -622,11 +660,43 @@ add_reason(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Recovers one ring: returns false when its structure is beyond repair. Records below the published
- * head were complete when published, so a record there that fails validation is damage, not an
- * interrupted write: it becomes a hole and the walk resumes at the next record that validates where
- * it says it is, so one bad record never takes the good ones after it along. Only the head moves
- * back (over holes that end the ring, so sequence numbers never repeat for readers). */
+/* Whether slot s holds record s, whole, wherever it says it starts. */
+static bool
+slot_self_valid(const struct arena *a, int r, uint64_t s)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	return slot_valid(a, r, s, ring->slots[s & ring->slot_mask].pos);
+}
+
+/* 1 + the highest sequence number a slot holds whole, or 0 when no slot does. */
+static uint64_t
+scan_head(const struct arena *a, int r)
+{
+	const struct arena_ring *ring = &a->ring[r];
+	uint64_t best = 0;
+	for (uint64_t i = 0; i < ring->slot_count; i++) {
+		uint64_t s = atomic_load_explicit(&ring->slots[i].seq, memory_order_relaxed);
+		if (s != UINT64_MAX && (s & ring->slot_mask) == i && s + 1 > best && slot_self_valid(a, r, s))
+			best = s + 1;
+	}
+	return best;
+}
+
+/* Recovers one ring: returns false when its structure is beyond repair. Nothing is taken on the
+ * counters' word alone, because they live in memory anyone with write access can change: each is
+ * checked against the records, and a counter that disagrees is rebuilt from them.
+ *  - the head is right when the record before it is whole; otherwise it is 1 + the newest whole
+ *    record in any slot (a head moved back would hide published records, one moved forward would
+ *    point at nothing);
+ *  - the tail is the record that starts where the data tail says (positions only grow, so exactly
+ *    one record in the window can); a tail that disagrees is moved there, because records older
+ *    than the true tail are evicted ones, still whole in their slots, that must not come back;
+ *  - between them, a record that fails validation is damage, not an interrupted write (it was
+ *    published): it becomes a hole, and the walk resumes at the next record that validates where
+ *    it says it is, never beyond the end of the newest whole record, so one bad record never
+ *    takes the good ones after it along;
+ *  - the data head is where the walk ends; unpublished bytes of an interrupted append lie beyond
+ *    it and are simply reused. */
 static bool
 recover_ring(struct arena *a, int r, char *why, size_t whylen)
 {
@@ -634,41 +704,104 @@ recover_ring(struct arena *a, int r, char *why, size_t whylen)
 	struct arena_ring_ctl *rc = &a->ctl->ring[r];
 	uint64_t head = atomic_load_explicit(&rc->head_seq, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&rc->tail_seq, memory_order_acquire);
-	uint64_t dhead = atomic_load_explicit(&rc->data_head, memory_order_acquire);
 	uint64_t dtail = atomic_load_explicit(&rc->data_tail, memory_order_acquire);
 	const char *name = ring_names[r];
-	bool clamped = false;
-	if (tail > head || head - tail > ring->slot_count) {
-		tail = head > ring->slot_count ? head - ring->slot_count : 0;
-		add_reason(why, whylen, "%s ring: tail outside the window, moved to %" PRIu64, name, tail);
-		clamped = true;
+	uint64_t damaged = 0;
+
+	/* The head. */
+	if (head > 0 && !slot_self_valid(a, r, head - 1)) {
+		uint64_t found = scan_head(a, r);
+		/* found == 0: not one whole record anywhere; the head stays and the tail logic below
+		 * lets every claimed record go, or finds the structure gone. */
+		if (found && (found > head || head - found > ring->slot_count)) {
+			add_reason(why, whylen, "%s ring: head counter %" PRIu64 " disagrees with the records; %" PRIu64
+			           " by the newest whole record", name, head, found);
+			damaged++;
+			head = found;
+		}
+		/* else the newest records themselves are damaged: they become holes below */
+	} else if (head > 0) {
+		/* A head moved back would hide published records: when whole records continue from the
+		 * head exactly up to the data head, they were published. (An interrupted append never
+		 * reaches the data head: it is published after the record is written.) */
+		const struct arena_slot *last = &ring->slots[(head - 1) & ring->slot_mask];
+		uint64_t dhead = atomic_load_explicit(&rc->data_head, memory_order_relaxed);
+		uint64_t pos = last->pos + ARENA_ALIGN(last->len), s = head;
+		while (pos < dhead && s - head < ring->slot_count && slot_valid(a, r, s, pos)) {
+			const struct arena_slot *sl = &ring->slots[s & ring->slot_mask];
+			pos = sl->pos + ARENA_ALIGN(sl->len);
+			s++;
+		}
+		if (s > head && pos == dhead) {
+			add_reason(why, whylen, "%s ring: head counter %" PRIu64 " is behind the records, which end at %" PRIu64,
+			           name, head, s);
+			damaged++;
+			head = s;
+		}
 	}
-	if (dtail > dhead || dhead - dtail > ring->data_size) {
-		dtail = dhead > ring->data_size ? dhead - ring->data_size : 0;
-		add_reason(why, whylen, "%s ring: data tail outside the window", name);
-		clamped = true;
+
+	/* The tail. */
+	uint64_t lo = head > ring->slot_count ? head - ring->slot_count : 0;
+	bool in_window = tail >= lo && tail <= head;
+	bool agrees = in_window && (tail == head ? dtail == atomic_load_explicit(&rc->data_head, memory_order_relaxed)
+	                                         : ring->slots[tail & ring->slot_mask].pos == dtail &&
+	                                                   slot_self_valid(a, r, tail));
+	if (!agrees) {
+		uint64_t s = lo;
+		while (s < head && !(ring->slots[s & ring->slot_mask].pos == dtail && slot_self_valid(a, r, s)))
+			s++;
+		if (s < head && s != tail) {
+			add_reason(why, whylen, "%s ring: tail counter %" PRIu64 " disagrees with the data tail; moved to %" PRIu64,
+			           name, tail, s);
+			damaged++;
+			tail = s;
+		} else if (in_window) {
+			/* The oldest records are damaged (or the data tail is): they are let go. */
+			uint64_t t = tail;
+			while (t < head && !slot_self_valid(a, r, t))
+				t++;
+			if (t > tail) {
+				add_reason(why, whylen, "%s ring: %" PRIu64 " damaged oldest record(s) let go", name, t - tail);
+				damaged += t - tail;
+			}
+			tail = t;
+		} else {
+			uint64_t t = lo;
+			while (t < head && !slot_self_valid(a, r, t))
+				t++;
+			if (t == head && head > lo)
+				return false; /* counters that point at nothing valid: the structure is gone */
+			add_reason(why, whylen, "%s ring: tail counter %" PRIu64 " outside the window; the oldest whole record (%" PRIu64
+			           ") is the tail", name, tail, t);
+			damaged++;
+			tail = t;
+		}
 	}
-	/* The oldest record that validates is the new tail: older ones were overwritten or damaged. */
+
+	/* No record may start after the end of the newest whole one. */
+	uint64_t dend = 0;
+	for (uint64_t s = head; s > tail; s--)
+		if (slot_self_valid(a, r, s - 1)) {
+			const struct arena_slot *sl = &ring->slots[(s - 1) & ring->slot_mask];
+			dend = sl->pos + ARENA_ALIGN(sl->len);
+			break;
+		}
+
+	/* The walk. */
 	uint64_t s = tail;
-	while (s < head && !slot_valid_in(a, r, s, dtail, dhead))
-		s++;
-	if (s == head && head > tail && clamped)
-		return false; /* counters that point at nothing valid: the structure is gone */
-	if (s > tail && !clamped)
-		add_reason(why, whylen, "%s ring: %" PRIu64 " damaged oldest record(s) let go", name, s - tail);
-	uint64_t new_tail = s, first_pos = s < head ? ring->slots[s & ring->slot_mask].pos : dhead;
+	uint64_t first_pos = s < head ? ring->slots[s & ring->slot_mask].pos : atomic_load_explicit(&rc->data_head, memory_order_relaxed);
 	uint64_t pos = first_pos, holes = 0, now = arena_now_ns();
 	bool after_hole = false; /* a hole takes no bytes: the record after it starts where it says */
 	while (s < head) {
 		const struct arena_slot *sl = &ring->slots[s & ring->slot_mask];
-		if (slot_valid(a, r, s, pos) || (after_hole && slot_valid_in(a, r, s, pos, dhead))) {
+		if (slot_valid(a, r, s, pos) || (after_hole && slot_valid_in(a, r, s, pos, dend))) {
 			pos = sl->pos + ARENA_ALIGN(sl->len);
 			after_hole = sl->kind == ARENA_KIND_HOLE;
 			s++;
 			continue;
 		}
 		uint64_t next = s + 1;
-		while (next < head && !slot_valid_in(a, r, next, pos, dhead))
+		while (next < head && !slot_valid_in(a, r, next, pos, dend))
 			next++;
 		for (; s < next; s++, holes++)
 			make_hole(a, r, s, pos, now);
@@ -676,12 +809,11 @@ recover_ring(struct arena *a, int r, char *why, size_t whylen)
 	}
 	if (holes) {
 		add_reason(why, whylen, "%s ring: %" PRIu64 " damaged record(s) replaced by holes", name, holes);
-		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], holes, memory_order_relaxed);
+		damaged += holes;
 	}
-	if (new_tail > tail)
-		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], new_tail - tail, memory_order_relaxed);
-	/* Unpublished bytes of an interrupted append lie beyond pos; they are simply reused. */
-	atomic_store_explicit(&rc->tail_seq, new_tail, memory_order_release);
+	if (damaged)
+		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], damaged, memory_order_relaxed);
+	atomic_store_explicit(&rc->tail_seq, tail, memory_order_release);
 	atomic_store_explicit(&rc->data_tail, first_pos, memory_order_relaxed);
 	atomic_store_explicit(&rc->data_head, pos, memory_order_relaxed);
 	atomic_store_explicit(&rc->head_seq, head, memory_order_release);
@@ -856,9 +988,12 @@ arena_publish(struct arena *a)
 		struct arena_ring_ctl *rc = &a->ctl->ring[r];
 		if (atomic_load_explicit(&rc->head_seq, memory_order_relaxed) == ring->pend_head_seq)
 			continue;
-		atomic_store_explicit(&rc->data_head, ring->pend_data_head, memory_order_relaxed);
-		KILL_POINT("publish:data_head");
+		/* The head first: data_head is the writer's bookkeeping (recovery derives it from the
+		 * records), and a data_head that runs ahead of the head would let recovery mistake an
+		 * unpublished record for a published one. */
 		atomic_store_explicit(&rc->head_seq, ring->pend_head_seq, memory_order_release);
+		KILL_POINT("publish:head");
+		atomic_store_explicit(&rc->data_head, ring->pend_data_head, memory_order_release);
 		if (i == 0)
 			KILL_POINT("publish:between");
 	}
@@ -933,6 +1068,15 @@ static void
 racy_copy(void *dst, const volatile void *src, size_t n)
 {
 	memcpy(dst, (const void *)src, n);
+}
+
+bool
+arena_window_ok(const struct arena *a, enum arena_ring_id r)
+{
+	uint64_t tail = atomic_load_explicit(&a->ctl->ring[r].tail_seq, memory_order_acquire);
+	uint64_t head = atomic_load_explicit(&a->ctl->ring[r].head_seq, memory_order_acquire);
+	/* tail loaded first: the writer moves both forward, so a consistent pair never fails this */
+	return tail <= head && head - tail <= a->ring[r].slot_count;
 }
 
 enum arena_read_status

@@ -12,28 +12,35 @@
  *   offset 0      struct arena_header (ARENA_HEADER_SIZE = 4096 bytes)  written once at init,
  *                 immutable afterwards; `magic` is written last, after a release fence, so a
  *                 half-initialised file never carries a valid magic.
- *                   magic[8]        "LVEVARNA"
- *                   layout_version  ARENA_LAYOUT_VERSION; any other value is refused, never misread
- *                   header_size     sizeof(struct arena_header), the used part of the header page
- *                   file_size       must equal the size of the file/shm object (fstat)
- *                   abi             ARENA_ABI: byte-order mark and the sizes of the shared structs
- *                   created_ns      CLOCK_REALTIME at init
- *                   control_off     offset of struct arena_control (= ARENA_HEADER_SIZE)
- *                   ring_count      ARENA_RINGS
- *                   ring[r]         geometry of ring r: slots_off, data_off, data_size (power of two),
- *                                   slot_count (power of two), slot_size (= sizeof(struct arena_slot))
- *   offset 4096   struct arena_control (ARENA_CONTROL_SIZE = 4096 bytes), writer-owned, each group
- *                 on its own 64-byte line:
- *                   generation      random 64-bit nonce; changes when the data is reset or the
- *                                   structure is re-initialised. Readers compare it on every batch.
- *                   writer_pid, writer_start_ns, heartbeat_ns (CLOCK_REALTIME), recoveries
- *                   ring[r]         head_seq  next sequence number to publish; records
- *                                             [tail_seq, head_seq) are readable
- *                                   tail_seq  oldest readable sequence number
- *                                   data_head, data_tail  monotonic byte counters into the data ring;
- *                                             a position p lives at data[p & (data_size - 1)]
- *                                   evicted, evicted_bytes  records overwritten to make room
- *                   counters[]      enum arena_counter, monotonic event counters
+ *                   at 0   char[8] magic           "LVEVARNA"
+ *                   at 8   u32 layout_version      ARENA_LAYOUT_VERSION; any other is refused, never misread
+ *                   at 12  u32 header_size         sizeof(struct arena_header) = 112
+ *                   at 16  u64 file_size           must equal the size of the file/shm object (fstat)
+ *                   at 24  u64 abi                 ARENA_ABI: byte-order mark and the shared structs' sizes
+ *                   at 32  u64 created_ns          CLOCK_REALTIME at init
+ *                   at 40  u32 control_off         offset of struct arena_control (= ARENA_HEADER_SIZE)
+ *                   at 44  u32 ring_count          ARENA_RINGS (2)
+ *                   at 48  ring[r], 32 bytes each  geometry of ring r: u64 slots_off at +0, u64 data_off
+ *                                          at +8, u64 data_size at +16 (a power of two), u32
+ *                                          slot_count at +24 (a power of two), u32 slot_size at +28
+ *                                          (= 48). It is arena_geometry(2 × raw data_size): any
+ *                                          other geometry is damage, refused.
+ *   offset 4096   struct arena_control (ARENA_CONTROL_SIZE = 4096 bytes), writer-owned; every field
+ *                 a lock-free atomic u64, each group on its own 64-byte line:
+ *                   at 0   generation      random 64-bit nonce; changes when the data is reset or the
+ *                                          structure is re-initialised. Readers compare it on every batch.
+ *                   at 8   writer_pid, at 16 writer_start_ns, at 24 heartbeat_ns (CLOCK_REALTIME),
+ *                   at 32  recoveries; 40..63 reserved (zero)
+ *                   at 64 + 64 r, ring[r]:
+ *                          +0  head_seq        next sequence number to publish; records
+ *                                              [tail_seq, head_seq) are readable
+ *                          +8  tail_seq        oldest readable sequence number
+ *                          +16 data_head, +24 data_tail  monotonic byte counters into the data ring;
+ *                                              a position p lives at data[p & (data_size - 1)]
+ *                          +32 evicted, +40 evicted_bytes  records overwritten to make room
+ *                          +48..63 reserved
+ *                   at 192 counters[24]    enum arena_counter, monotonic event counters (the unused
+ *                                          ones zero)
  *   then, for each ring r (r = ARENA_FACTS, then ARENA_RAW), page aligned:
  *                 slots   slot_count × struct arena_slot; the record with sequence s lives in
  *                         slot[s & (slot_count - 1)]
@@ -58,17 +65,22 @@
  *
  * WRITER (one process): append = evict from the tail until the record fits (tail_seq and data_tail
  * are release-stored, then a release fence, before any evicted byte is reused), copy the payload in,
- * fill the slot, store slot.seq. publish = store data_head, then head_seq with release: that store is
- * the commit point. A writer killed at any moment leaves only invisible bytes beyond head_seq; the
- * next writer's recovery (arena_recover) brings counters outside the possible window back into it,
- * walks [tail_seq, head_seq) checking each slot's seq, bounds and CRC, and sets data_head to the end
- * of the last record (what an interrupted append wrote beyond it is reused). A record below head_seq
- * was complete when published, so one that fails validation is damage: damaged records at the tail
- * are let go (the tail moves past them); one inside the ring is replaced by a hole — an empty record
- * of kind ARENA_KIND_HOLE with a valid CRC, which readers skip — and the walk resumes at the next
- * record that validates where its slot says it starts, so later records are kept and sequence numbers
- * never go back. Only counters that point at no valid record at all re-initialise the arena with a
- * new generation.
+ * fill the slot, store slot.seq. publish = store head_seq with release (the commit point), then
+ * data_head. A writer killed at any moment leaves only invisible bytes beyond head_seq. The next
+ * writer's recovery (arena_recover) takes no counter on its word, since the control block is memory
+ * anyone with write access can change: head_seq stands when record head_seq - 1 is whole, and is
+ * moved forward when whole records continue from it exactly to data_head (a head moved back), or
+ * rebuilt as 1 + the newest whole record in any slot; tail_seq stands when its record starts at
+ * data_tail, and otherwise moves to the record that does (records older than the true tail are
+ * evicted ones that must not come back). It then walks [tail_seq, head_seq) checking each slot's
+ * seq, bounds and CRC, and sets data_head to the end of the last record (what an interrupted append
+ * wrote beyond it is reused). A record below head_seq was complete when published, so one that fails
+ * validation is damage: damaged records at the tail are let go (the tail moves past them); one
+ * inside the ring is replaced by a hole — an empty record of kind ARENA_KIND_HOLE with a valid CRC,
+ * which readers skip — and the walk resumes at the next record that validates where its slot says it
+ * starts (never past the end of the newest whole record), so later records are kept and sequence
+ * numbers never go back. Every correction is logged and counted (counters[ARENA_C_DAMAGED]). Only
+ * counters that point at no valid record at all re-initialise the arena with a new generation.
  *
  * READER: read(s): s >= head_seq → end; s < tail_seq → overrun. Copy slot and payload (every
  * offset and length bounds-checked against the geometry), acquire fence, re-load tail_seq: if it
@@ -184,9 +196,20 @@ struct arena_slot {
 	((uint64_t)0x1234u | ((uint64_t)sizeof(struct arena_header) << 16) |                      \
 	 ((uint64_t)sizeof(struct arena_control) << 32) | ((uint64_t)sizeof(struct arena_slot) << 48))
 
+/* uint64_t is unsigned long on LP64 and unsigned long long elsewhere: both must be lock-free for an
+ * atomic in shared memory to work across processes (a lock would live in one process only). */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free to be shared across processes");
-_Static_assert(sizeof(_Atomic uint64_t) == 8, "atomic u64 must be 8 bytes");
+_Static_assert(sizeof(uint64_t) != sizeof(long) || ATOMIC_LONG_LOCK_FREE == 2,
+               "uint64_t atomics must be lock-free to be shared across processes");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && _Alignof(_Atomic uint64_t) == 8, "atomic u64 must be 8 bytes, aligned");
 _Static_assert(sizeof(struct arena_ring_geom) == 32, "ring geometry layout");
+_Static_assert(offsetof(struct arena_ring_geom, slots_off) == 0 && offsetof(struct arena_ring_geom, data_off) == 8 &&
+                   offsetof(struct arena_ring_geom, data_size) == 16 &&
+                   offsetof(struct arena_ring_geom, slot_count) == 24 &&
+                   offsetof(struct arena_ring_geom, slot_size) == 28,
+               "ring geometry layout, as LAYOUT specifies it");
+_Static_assert(offsetof(struct arena_header, header_size) == 12 && offsetof(struct arena_header, ring_count) == 44,
+               "header layout");
 _Static_assert(offsetof(struct arena_header, layout_version) == 8, "header layout");
 _Static_assert(offsetof(struct arena_header, file_size) == 16, "header layout");
 _Static_assert(offsetof(struct arena_header, abi) == 24, "header layout");
@@ -196,8 +219,17 @@ _Static_assert(offsetof(struct arena_header, ring) == 48, "header layout");
 _Static_assert(sizeof(struct arena_header) == 112, "header layout");
 _Static_assert(sizeof(struct arena_header) <= ARENA_HEADER_SIZE, "header fits its page");
 _Static_assert(sizeof(struct arena_ring_ctl) == 64, "one ring's control fills one cache line");
+_Static_assert(offsetof(struct arena_ring_ctl, head_seq) == 0 && offsetof(struct arena_ring_ctl, tail_seq) == 8 &&
+                   offsetof(struct arena_ring_ctl, data_head) == 16 && offsetof(struct arena_ring_ctl, data_tail) == 24 &&
+                   offsetof(struct arena_ring_ctl, evicted) == 32 && offsetof(struct arena_ring_ctl, evicted_bytes) == 40,
+               "ring control layout, as LAYOUT specifies it");
+_Static_assert(offsetof(struct arena_control, generation) == 0 && offsetof(struct arena_control, writer_pid) == 8 &&
+                   offsetof(struct arena_control, writer_start_ns) == 16 &&
+                   offsetof(struct arena_control, heartbeat_ns) == 24 && offsetof(struct arena_control, recoveries) == 32,
+               "control layout, as LAYOUT specifies it");
 _Static_assert(offsetof(struct arena_control, ring) == 64, "ring control starts on its own line");
 _Static_assert(offsetof(struct arena_control, counters) == 64 + 64 * ARENA_RINGS, "counters layout");
+_Static_assert(sizeof(struct arena_control) == 64 + 64 * ARENA_RINGS + 8 * ARENA_NCOUNTERS, "control layout");
 _Static_assert(sizeof(struct arena_control) <= ARENA_CONTROL_SIZE, "control fits its page");
 _Static_assert(ARENA_NCOUNTERS_USED <= ARENA_NCOUNTERS, "room for the counters");
 _Static_assert(sizeof(struct arena_slot) == 48, "slot layout");
@@ -309,6 +341,9 @@ void arena_heartbeat(struct arena *a);
 uint64_t arena_generation(const struct arena *a);
 uint64_t arena_head(const struct arena *a, enum arena_ring_id r);
 uint64_t arena_tail(const struct arena *a, enum arena_ring_id r);
+/* Whether [tail, head) is a window the ring can hold: damaged counters can claim billions of
+ * records, and a reader that believed them would read garbage for ever. */
+bool arena_window_ok(const struct arena *a, enum arena_ring_id r);
 uint64_t arena_counter_get(const struct arena *a, enum arena_counter c);
 /* Reads record seq of ring r: the payload is copied into out_payload (replacing its contents). */
 enum arena_read_status arena_read(const struct arena *a, enum arena_ring_id r, uint64_t seq, struct arena_rec *rec,

@@ -39,6 +39,15 @@ follow_sync(struct follow *f, const struct arena *a, struct view *v)
 		uint64_t gen = arena_generation(a);
 		if (gen != f->generation)
 			start_over(f, a, v, gen);
+		/* Counters that claim an impossible window are damaged (the writer's recovery repairs
+		 * them): keep what the view shows and read nothing until they make sense again. */
+		if (!arena_window_ok(a, ARENA_FACTS)) {
+			f->inconsistent++;
+			return applied;
+		}
+		/* A tail that went back (repaired after damage) uncovers records the view may lack. */
+		if (arena_tail(a, ARENA_FACTS) < f->pruned_tail)
+			start_over(f, a, v, gen);
 		/* A cursor beyond the head means the counters were re-initialised under us (the new
 		 * generation may not be visible yet): start from the tail rather than wait for the head to
 		 * climb back past it. */

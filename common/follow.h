@@ -20,6 +20,7 @@ struct follow {
 	uint64_t cursor;     /* the next fact to apply */
 	uint64_t pruned_tail;
 	uint64_t overruns, corrupt, holes, restarts;
+	uint64_t inconsistent; /* calls that found the counters' window impossible, and read nothing */
 	uint64_t last_corrupt; /* the sequence number of the last record that failed validation */
 	struct buf scratch;
 };

@@ -124,8 +124,10 @@ log_text(struct buf *b, const char *s, size_t n, size_t max_chars)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '\n')
 			buf_adds(b, "\xE2\x8F\x8E"); /* ⏎ */
+		else if (c == '\r' && i + 1 < cut && s[i + 1] == '\n')
+			continue; /* CR LF is one line break */
 		else if (c == '\r')
-			continue;
+			buf_adds(b, "\xE2\x8F\x8E");
 		else if (c == '\t')
 			buf_adds(b, "\xE2\x86\x92"); /* → */
 		else if (c < 0x20 || c == 0x7f)
@@ -138,6 +140,19 @@ log_text(struct buf *b, const char *s, size_t n, size_t max_chars)
 		         ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
 			buf_adds(b, "\xE2\x8F\x8E"); /* U+2028/U+2029 also break lines in some viewers */
 			i += 2;
+		} else if (c == 0xE2 && i + 2 < cut &&
+		           (((unsigned char)s[i + 1] == 0x80 &&
+		             (((unsigned char)s[i + 2] >= 0xAA && (unsigned char)s[i + 2] <= 0xAE) ||
+		              (unsigned char)s[i + 2] == 0x8E || (unsigned char)s[i + 2] == 0x8F)) ||
+		            ((unsigned char)s[i + 1] == 0x81 && (unsigned char)s[i + 2] >= 0xA6 &&
+		             (unsigned char)s[i + 2] <= 0xA9))) {
+			/* Bidirectional controls (U+200E/F, U+202A-E, U+2066-9) reorder what follows them
+			 * on a terminal, so a line could be made to read as something else (Trojan Source). */
+			buf_adds(b, "\xEF\xBF\xBD");
+			i += 2;
+		} else if (c == 0xD8 && i + 1 < cut && (unsigned char)s[i + 1] == 0x9C) {
+			buf_adds(b, "\xEF\xBF\xBD"); /* U+061C, the Arabic letter mark: a bidi control too */
+			i++;
 		} else
 			buf_addc(b, (char)c);
 	}

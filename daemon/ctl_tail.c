@@ -54,6 +54,7 @@ struct tailer {
 	uint64_t generation;
 	uint64_t cursor;      /* the next fact to print */
 	unsigned reset_polls; /* idle polls spent waiting for a reset's new generation */
+	bool window_bad;      /* the counters' window was reported impossible, and not yet repaired */
 	struct buf payload, line;
 };
 
@@ -72,6 +73,22 @@ tailer_step(struct tailer *fw)
 		fw->cursor = arena_tail(a, ARENA_FACTS);
 		fw->reset_polls = 0;
 		buf_printf(&fw->line, "-- arena reset or re-initialised (generation %016" PRIx64 ") --\n", gen);
+		return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;
+	}
+	if (!arena_window_ok(a, ARENA_FACTS)) {
+		if (fw->window_bad)
+			return STEP_IDLE;
+		fw->window_bad = true;
+		buf_printf(&fw->line, "-- the arena's counters are damaged (tail %" PRIu64 ", head %" PRIu64
+		           "): waiting for the writer to repair them --\n",
+		           arena_tail(a, ARENA_FACTS), arena_head(a, ARENA_FACTS));
+		return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;
+	}
+	if (fw->window_bad) {
+		fw->window_bad = false;
+		if (fw->cursor < arena_tail(a, ARENA_FACTS) || fw->cursor > arena_head(a, ARENA_FACTS))
+			fw->cursor = arena_tail(a, ARENA_FACTS);
+		buf_printf(&fw->line, "-- the arena's counters are consistent again --\n");
 		return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;
 	}
 	struct arena_rec rec;
@@ -93,7 +110,7 @@ tailer_step(struct tailer *fw)
 			return STEP_IDLE;
 		}
 		fw->reset_polls = 0;
-		buf_printf(&fw->line, "-- %" PRIu64 " events overwritten before they could be read --\n",
+		buf_printf(&fw->line, "-- %" PRIu64 " records overwritten before they could be read --\n",
 		           tail > fw->cursor ? tail - fw->cursor : 0);
 		fw->cursor = tail;
 		return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;

@@ -69,9 +69,14 @@ struct query {
 static void
 sync_arena(struct query *q)
 {
-	uint64_t corrupt = q->follow.corrupt;
+	uint64_t corrupt = q->follow.corrupt, inconsistent = q->follow.inconsistent;
 	if (follow_sync(&q->follow, &q->arena, &q->view) < 0)
 		log_msg(LOG_ERR, "out of memory following the arena: starting over");
+	if (q->follow.inconsistent > inconsistent)
+		log_limited(&q->corrupt_limit, LOG_WARNING,
+		            "the arena's counters are damaged (tail %" PRIu64 ", head %" PRIu64 "): serving what was read "
+		            "before until the writer repairs them",
+		            arena_tail(&q->arena, ARENA_FACTS), arena_head(&q->arena, ARENA_FACTS));
 	if (q->follow.corrupt > corrupt)
 		log_limited(&q->corrupt_limit, LOG_WARNING, "skipped %" PRIu64 " unreadable fact record(s) (the last: seq %" PRIu64 ")",
 		            q->follow.corrupt - corrupt, q->follow.last_corrupt);

@@ -40,7 +40,7 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (master|ingest|qu
 EVENT_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\.\d{3}\] ")
 TIME_PREFIX = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\.(\d{3})\] ")
 RESET_LINE = re.compile(r"^-- arena reset or re-initialised \(generation ([0-9a-f]{16})\) --$")
-OVERRUN_LINE = re.compile(r"^-- (\d+) events overwritten before they could be read --$")
+OVERRUN_LINE = re.compile(r"^-- (\d+) records overwritten before they could be read --$")
 MARKER = re.compile(r"^-- .* --$")
 # An event without a timestamp of its own (fixture 81) is described with its commit time: the
 # daemon's log uses the time it took before committing, the inspector the record's own stamp (taken

@@ -273,7 +273,7 @@ kill_hook(const char *name)
 }
 
 static const char *const kill_points[] = {
-	"append:evicted", "append:data", "append:slot", "publish:data_head", "publish:between", "reset:announced",
+	"append:evicted", "append:data", "append:slot", "publish:head", "publish:between", "reset:announced",
 };
 
 START_TEST(test_killed_writer_recovers)
@@ -486,10 +486,75 @@ START_TEST(test_recover_clamps_counters)
 	atomic_store(&a.ctl->ring[ARENA_FACTS].data_tail, UINT64_MAX / 2);
 	char why[256];
 	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
-	ck_assert_msg(strstr(why, "tail outside the window") != NULL, "why: %s", why);
+	ck_assert_msg(strstr(why, "outside the window") != NULL, "why: %s", why);
 	ck_assert_uint_eq(arena_generation(&a), gen);
 	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 0);
 	expect_records(&a, 0, 10, UINT64_MAX);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_rebuilds_counters_from_records)
+{
+	/* Head and tail both nonsense, records whole: the counters are rebuilt from the records (the
+	 * head from the newest whole record, the tail from the data tail), nothing is lost. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	uint64_t gen = arena_generation(&a);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].head_seq, 5000000);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 9000000);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "head counter 5000000") && strstr(why, "10 by the newest whole record"), "why: %s", why);
+	ck_assert_uint_eq(arena_generation(&a), gen);
+	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 10);
+	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 0);
+	expect_records(&a, 0, 10, UINT64_MAX);
+	ck_assert_uint_eq(append_one(&a, ARENA_FACTS, 0, sizeof(buf), buf), 10);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_head_moved_back)
+{
+	/* A head moved back would hide published records; a tail moved forward would drop them. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].head_seq, 4);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_uint_eq(arena_head(&a, ARENA_FACTS), 10);
+	expect_records(&a, 0, 10, UINT64_MAX);
+	close_rw(&a, ro);
+	ro = open_with_ten(&a, buf);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 6);
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "tail counter 6 disagrees with the data tail; moved to 0"), "why: %s", why);
+	ck_assert_uint_eq(arena_tail(&a, ARENA_FACTS), 0);
+	ck_assert_uint_gt(arena_counter_get(&a, ARENA_C_DAMAGED), 0);
+	expect_records(&a, 0, 10, UINT64_MAX);
+	close_rw(&a, ro);
+}
+END_TEST
+
+START_TEST(test_recover_keeps_records_after_hole_when_data_head_is_wrong)
+{
+	/* One damaged record, and a data head that points just past the first record: the walk must
+	 * bound itself by the records, not by the counter, or it would turn good records into holes. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	damage_payload(&a, 5);
+	char why[256];
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "1 damaged record(s) replaced by holes"), "why: %s", why);
+	expect_records(&a, 0, 10, 5);
+	atomic_store(&a.ctl->ring[ARENA_FACTS].data_head, 5);
+	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 0);
+	ck_assert_msg(!strstr(why, "holes"), "why: %s", why);
+	expect_records(&a, 0, 10, 5);
 	close_rw(&a, ro);
 }
 END_TEST
@@ -503,6 +568,7 @@ START_TEST(test_recover_reinitialises_broken_structure)
 	uint64_t gen = arena_generation(&a);
 	atomic_store(&a.ctl->ring[ARENA_FACTS].head_seq, 5000000);
 	atomic_store(&a.ctl->ring[ARENA_FACTS].tail_seq, 9000000);
+	memset(a.ring[ARENA_FACTS].slots, 0, a.ring[ARENA_FACTS].slot_count * sizeof(struct arena_slot));
 	char why[256];
 	ck_assert_int_eq(arena_recover(&a, why, sizeof(why)), 1);
 	ck_assert_msg(strstr(why, "no valid record") && strstr(why, "new generation"), "why: %s", why);
@@ -678,6 +744,9 @@ arena_suite(void)
 	tcase_add_test(tc, test_recover_damaged_slot_metadata);
 	tcase_add_test(tc, test_recover_damaged_ends);
 	tcase_add_test(tc, test_recover_clamps_counters);
+	tcase_add_test(tc, test_recover_rebuilds_counters_from_records);
+	tcase_add_test(tc, test_recover_head_moved_back);
+	tcase_add_test(tc, test_recover_keeps_records_after_hole_when_data_head_is_wrong);
 	tcase_add_test(tc, test_recover_reinitialises_broken_structure);
 	tcase_add_test(tc, test_header_validation);
 	tcase_add_test(tc, test_refuses_foreign_file);

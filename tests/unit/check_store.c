@@ -413,7 +413,7 @@ static const struct kill_case {
 	{ "append:evicted", 1 }, { "append:evicted", 2 }, { "append:evicted", 3 },
 	{ "append:data", 1 },    { "append:data", 2 },    { "append:data", 3 },
 	{ "append:slot", 1 },    { "append:slot", 2 },    { "append:slot", 3 },
-	{ "publish:data_head", 1 }, { "publish:data_head", 2 }, { "publish:between", 1 },
+	{ "publish:head", 1 }, { "publish:head", 2 }, { "publish:between", 1 },
 };
 
 /* The churn of the first test, on the arena at path: up to (not including) commit stop_at (0: to the
