@@ -601,6 +601,18 @@ START_TEST(test_header_validation)
 	memcpy(copy, a.base, a.size);
 	copy[0] = 'X';
 	ck_assert_int_eq(arena_check_header(copy, a.size, err, sizeof(err)), -1);
+	/* geometry inside the bounds but not the one the size gives: every record would be misread */
+	memcpy(copy, a.base, a.size);
+	((struct arena_header *)copy)->ring[0].slot_count /= 2;
+	ck_assert_int_eq(arena_check_header(copy, a.size, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "geometry does not match"), "err: %s", err);
+	memcpy(copy, a.base, a.size);
+	((struct arena_header *)copy)->ring[1].slots_off += 4096;
+	ck_assert_int_eq(arena_check_header(copy, a.size, err, sizeof(err)), -1);
+	memcpy(copy, a.base, a.size);
+	((struct arena_header *)copy)->header_size = 200;
+	ck_assert_int_eq(arena_check_header(copy, a.size, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "200") && strstr(err, "112"), "err: %s", err);
 	free(copy);
 	arena_unmap(&a);
 	/* a second opener is refused while the lock is held, naming the arena */
@@ -617,6 +629,28 @@ START_TEST(test_header_validation)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	close(ro2);
+}
+END_TEST
+
+START_TEST(test_refuses_arena_with_zeroed_magic)
+{
+	/* An arena whose magic was zeroed looks like an interrupted init, but it holds published
+	 * records: it is damage, refused, never re-created over the records. */
+	struct arena a;
+	unsigned char buf[512];
+	int ro = open_with_ten(&a, buf);
+	memset(a.base, 0, 8);
+	arena_unmap(&a);
+	close(ro);
+	close(a.fd);
+	char err[256];
+	int ro2 = -1;
+	ck_assert_int_eq(arena_create_or_open(path, SMALL, &ro2, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "no magic but holds records"), "err: %s", err);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_gt(st.st_size, 1 << 19);
+	unlink(path);
 }
 END_TEST
 
@@ -751,6 +785,7 @@ arena_suite(void)
 	tcase_add_test(tc, test_header_validation);
 	tcase_add_test(tc, test_refuses_foreign_file);
 	tcase_add_test(tc, test_refuses_foreign_zero_prefixed_file);
+	tcase_add_test(tc, test_refuses_arena_with_zeroed_magic);
 	tcase_add_test(tc, test_shm_object);
 	tcase_add_test(tc, test_reset_overwrites);
 	suite_add_tcase(s, tc);
