@@ -329,8 +329,9 @@ arena_create_or_open(const char *path, uint64_t size, int *ro_fd, char *err, siz
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errlen, "arena %s is in use by another liveeventsd (%s)", path,
-		         errno == EWOULDBLOCK ? "locked" : strerror(errno));
+		snprintf(err, errlen, "arena %s is in use by another liveeventsd (%s; the workers of a daemon whose master "
+		         "was killed let go of it within a second)",
+		         path, errno == EWOULDBLOCK ? "locked" : strerror(errno));
 		close(fd);
 		return -1;
 	}

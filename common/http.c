@@ -535,10 +535,24 @@ new_connection_bev(struct event_base *base, void *arg)
  * libevent would retry at once, forever: pause accepting instead; the connections wait in the
  * kernel's backlog and are served when descriptors are free again. */
 static struct {
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
 	struct evconnlistener *listener;
 	struct event *resume;
 	struct log_limit limit;
 } accepting;
+
+void
+http_server_close_listener(void)
+{
+	if (!accepting.bound)
+		return;
+	if (accepting.resume)
+		evtimer_del(accepting.resume);
+	evhttp_del_accept_socket(accepting.http, accepting.bound);
+	accepting.bound = NULL;
+	accepting.listener = NULL;
+}
 
 static void
 accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -599,6 +613,8 @@ http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t 
 		evhttp_free(http);
 		return NULL;
 	}
+	accepting.http = http;
+	accepting.bound = bound;
 	accepting.listener = evhttp_bound_socket_get_listener(bound);
 	evconnlistener_set_error_cb(accepting.listener, accept_error);
 	return http;

@@ -46,6 +46,9 @@ size_t http_shared_len(const struct http_shared *s);
 void http_send_error(struct evhttp_request *req, int code, const char *code_str, const char *message,
                      const char *extra);
 const char *http_reason(int code);
+/* Closes the server's listening socket (connections already accepted go on): a worker whose master
+ * died frees the port at once, so a new daemon can bind it while this one finishes. */
+void http_server_close_listener(void);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 

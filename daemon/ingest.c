@@ -41,6 +41,8 @@
 #define RAW_META_SLACK 4096 /* a raw record's metadata beyond the request headers themselves */
 #define INGEST_DRAIN_QUIET_MS 150
 #define INGEST_DRAIN_MAX_MS 2000
+#define INGEST_ORPHAN_DRAIN_MS 300 /* ...or this, when the master is gone: it holds the arena's lock
+                                    * for a new daemon that may be starting */
 #define INGEST_DRAIN_CHECK_MS 50
 
 /* Request headers whose values are kept in the raw record. Every other header's value is stored as
@@ -66,6 +68,7 @@ struct ingest {
 	struct log_limit refusal_limit;
 	size_t max_body; /* --max-body, lowered to what the raw ring holds */
 	uint64_t last_request_ms, stop_ms; /* CLOCK_MONOTONIC; stop_ms != 0 once SIGTERM arrived */
+	uint64_t drain_max_ms;
 	uint64_t evicted_logged[ARENA_RINGS], eviction_log_ms[ARENA_RINGS];
 	bool doorbell_pending;
 	/* --webhook-secret-file: the secrets, and when the file was last looked at */
@@ -432,6 +435,8 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 			/* The master holds the other ends: it is gone, and so must we be. */
 			log_msg(LOG_ERR, "the master is gone: stopping");
 			event_del(g->ctl_ev);
+			http_server_close_listener();
+			g->drain_max_ms = INGEST_ORPHAN_DRAIN_MS;
 			stop(g);
 			return;
 		}
@@ -467,7 +472,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct ingest *g = arg;
 	uint64_t now = now_ms();
-	if (now - g->last_request_ms >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= INGEST_DRAIN_MAX_MS)
+	if (now - g->last_request_ms >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= g->drain_max_ms)
 		event_base_loopexit(g->base, NULL);
 }
 
@@ -478,6 +483,8 @@ stop(void *arg)
 	if (g->stop_ms)
 		return;
 	g->stop_ms = now_ms();
+	if (!g->drain_max_ms)
+		g->drain_max_ms = INGEST_DRAIN_MAX_MS;
 	struct timeval tv = { 0, INGEST_DRAIN_CHECK_MS * 1000 };
 	event_add(g->drain_ev, &tv);
 }
