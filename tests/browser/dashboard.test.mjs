@@ -24,6 +24,9 @@ const CALL_F = 'WC-0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
 const CALL_G = 'WC-5a5a5a5a-1b1b-4c2c-9d3d-4e4e4e4e4e4e';
 const CALL_X = 'XSS <img src=x onerror="window.__xss=1"> #?&% \'q\' Zoë';
 const CALL_Y = 'WC-later-call-0000-0000-000000000001';
+const CALL_B = 'CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18';
+const CALL_D = 'WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c';
+const CALL_V = '7c0e2b9a-4d1f-4a83-b6e2-91c5d0f3a7e4';
 const SECRETS = ['test-secret', 'fake-token-for-tests-only'];
 
 /* Without a browser or playwright-core the whole file is skipped (TAP "1..0 # SKIP"), not failed. */
@@ -381,18 +384,16 @@ async function main() {
       const d = await httpJson(`${daemon.dashUrl}/api/calls/${encodeURIComponent(CALL_A)}`);
       assert(d.status === 200, `GET /api/calls/{A} answered ${d.status}`);
       const s = await probe(page);
-      if (d.body.report) {
-        assert(s.report !== null, 'the API has a report, the page shows none');
-        if (d.body.report.successEvaluation) {
-          assert(s.report.includes(d.body.report.successEvaluation), `report lacks "${d.body.report.successEvaluation}"`);
-        }
-      } else {
-        assert(s.report === null, 'a report panel is shown but the API has none');
-        tap.comment('the daemon returns no report for A yet');
+      const r = d.body.report;
+      assert(r && s.report !== null, 'A has a report (fixture 21): the page must show it');
+      for (const want of [r.successEvaluation, r.summary, r.outcome, 'Ended by', r.recording.path]) {
+        assert(typeof want === 'string' && s.report.includes(want), `the report panel lacks "${want}"`);
       }
-      const hangs = (d.body.alerts || []).filter((a) => a.type === 'hang').length;
-      if (hangs) assert(s.alerts && /assistant not responding/i.test(s.alerts), 'hang alert not shown');
-      else tap.comment('the daemon returns no hang alert for A yet');
+      assert(/34 s|0:34|33\.9|34s/.test(s.report), `the report panel shows no duration of about 34 s: ${s.report}`);
+      assert(/\$0\.0457/.test(s.report), `the report panel shows no cost: ${s.report}`);
+      assertEqual((d.body.alerts || []).filter((a) => a.type === 'hang').length, 1, 'hang alerts in the API');
+      assert(s.alerts && /assistant not responding/i.test(s.alerts), 'hang alert not shown');
+      assert(/ended/i.test(s.state), `A's state says ${s.state}`);
     });
 
     await page.screenshot({ path: join(shots, '02-call-A-report.png') });
@@ -539,6 +540,56 @@ async function main() {
       const api = apiBodies.filter((b) => b.url.includes('/api/'));
       assert(api.length > 5, `only ${api.length} API answers were captured`);
       tap.comment(`${api.length} API answers inspected`);
+    });
+
+    // Calls B (an interrupted reply, finished before its report), D (two errors, no report) and
+    // V (Vapi's shapes and statuses, ended with a reason).
+    const more = names.filter((n) => n.includes('callB') || n.includes('callD') || /^9\d-/.test(n));
+    await tap.check(`replaying ${more.length} fixtures of calls B, D and V is accepted (2xx)`, async () => {
+      for (const n of more) assert((await daemon.postFile(join(fixtures, n))) === 200, `${n} refused`);
+    });
+
+    const show = async (id, n) => {
+      await page.click(`.call-item[data-id="${id}"] .call-btn`);
+      return until(`${id} shown`, () => probe(page), (p) => p.headId === id && p.bubbles.length === n);
+    };
+
+    await tap.check('call B: the interrupted reply is a note on the user message, not a bubble; report and ended', async () => {
+      const s = await show(CALL_B, 5);
+      const want = visibleTexts(expected[CALL_B]).map((m) => [m.role, m.text]);
+      assertEqual(s.bubbles.map((b) => [b.role, b.text]), want, 'B bubbles');
+      const notes = await page.evaluate(() => [...document.querySelectorAll('#chat .interrupted')].map((e) => e.textContent));
+      assertEqual(notes.length, 1, 'interrupted notes');
+      assert(notes[0].includes('Great. Will you be able to make it, or would you like to reschedule?'),
+        `the note says ${notes[0]}`);
+      assert(s.report && s.report.includes('Excellent') && /18\.2 s|0:18|18 s/.test(s.report),
+        `B's report panel: ${s.report}`);
+      assertEqual(s.pills.length, 4, 'B pills');
+      assert(/ended/i.test(s.state), `B's state says ${s.state}`);
+      const reason = await page.evaluate(() => document.getElementById('callReason').hidden ? null
+        : document.getElementById('callReason').textContent);
+      assert(reason && reason.includes('ended by user'), `B's end reason says ${reason}`);
+    });
+
+    await tap.check('call D: both error alerts with type, code and provider; ended without a report', async () => {
+      const s = await show(CALL_D, 2);
+      assert(s.alerts, 'no alerts shown');
+      for (const w of ['llm_error', 'rate_limit_exceeded', 'openai', 'stt_error', 'connection_closed', 'deepgram']) {
+        assert(s.alerts.includes(w), `the alerts lack "${w}": ${s.alerts}`);
+      }
+      assert(s.report === null, 'D has no report, but a panel is shown');
+      assert(/ended/i.test(s.state), `D's state says ${s.state}`);
+    });
+
+    await tap.check('call V (Vapi): 4 bubbles, tool rows hidden, ended with its reason', async () => {
+      const s = await show(CALL_V, 4);
+      const want = visibleTexts(expected[CALL_V]).map((m) => [m.role, m.text]);
+      assertEqual(s.bubbles.map((b) => [b.role, b.text]), want, 'V bubbles');
+      assertEqual(s.pills.length, 2, 'V pills');
+      assert(/ended/i.test(s.state), `V's state says ${s.state}`);
+      const reason = await page.evaluate(() => document.getElementById('callReason').textContent);
+      assert(reason.includes('customer-ended-call'), `V's end reason says ${reason}`);
+      await page.screenshot({ path: join(shots, '06-call-B-interrupted.png') });
     });
 
     await tap.check('a failed reset shows the error message from the daemon', async () => {
