@@ -49,6 +49,8 @@ event_builder_free(struct event_builder *eb)
 	buf_free(&eb->tmp);
 	buf_free(&eb->tmp2);
 	buf_free(&eb->scrub);
+	buf_free(&eb->scrub_str);
+	buf_free(&eb->scrub_out);
 	memset(eb, 0, sizeof(*eb));
 }
 
@@ -229,7 +231,7 @@ str_into(const struct json_doc *d, int tok, struct buf *b, unsigned *repairs)
 static size_t
 copy_cut(char *dst, size_t max, const char *s, size_t n)
 {
-	size_t k = n <= max ? n : json_utf8_prefix(s, max, max);
+	size_t k = json_utf8_cut(s, n, max);
 	memcpy(dst, s, k);
 	dst[k] = '\0';
 	return k;
@@ -328,34 +330,100 @@ json_safe(const char *s, size_t n)
 	return true;
 }
 
-/* Replaces every occurrence of every scrubbable secret in b. */
+/* Replaces every occurrence of s[0..n) in b. */
+static void
+replace_all(struct event_builder *eb, struct buf *b, const char *s, size_t n)
+{
+	struct buf *tmp = &eb->scrub;
+	const char *hit = b->len >= n ? memmem(b->data, b->len, s, n) : NULL;
+	if (!hit)
+		return;
+	buf_reset(tmp);
+	const char *p = b->data, *end = b->data + b->len;
+	while (hit) {
+		buf_add(tmp, p, (size_t)(hit - p));
+		buf_adds(tmp, EVENT_REDACTED);
+		p = hit + n;
+		hit = memmem(p, (size_t)(end - p), s, n);
+	}
+	buf_add(tmp, p, (size_t)(end - p));
+	struct buf swap = *b;
+	*b = *tmp;
+	*tmp = swap;
+}
+
+/* Scrubs plain text (an unescaped string): every secret long enough is replaced where it stands. */
 static void
 scrub(struct event_builder *eb, struct buf *b, const struct event_secrets *sec)
 {
-	struct buf *tmp = &eb->scrub;
 	if (!sec)
 		return;
-	for (int i = 0; i < sec->n; i++) {
-		const char *s = sec->v[i];
-		size_t n = sec->len[i];
-		if (n < EVENT_SECRET_MIN_SCRUB || !json_safe(s, n) || b->len < n)
-			continue;
-		const char *hit = memmem(b->data, b->len, s, n);
-		if (!hit)
-			continue;
-		buf_reset(tmp);
-		const char *p = b->data, *end = b->data + b->len;
-		while (hit) {
-			buf_add(tmp, p, (size_t)(hit - p));
-			buf_adds(tmp, EVENT_REDACTED);
-			p = hit + n;
-			hit = memmem(p, (size_t)(end - p), s, n);
+	for (int i = 0; i < sec->n; i++)
+		if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB)
+			replace_all(eb, b, sec->v[i], sec->len[i]);
+}
+
+/* Whether plain text s[0..n) holds a secret long enough to scrub. */
+static bool
+holds_secret(const char *s, size_t n, const struct event_secrets *sec)
+{
+	for (int i = 0; i < sec->n; i++)
+		if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && n >= sec->len[i] && memmem(s, n, sec->v[i], sec->len[i]))
+			return true;
+	return false;
+}
+
+/* Scrubs JSON text b (a valid document). A secret that can stand in it byte for byte is replaced
+ * where it stands, keeping everything else as sent. A copy written with escapes (\u0073ecret, \/, a
+ * secret holding a quote) is found by reading each string that has an escape as its reader would;
+ * such a string is written again, unescaped where it can be, with the secret replaced. */
+static void
+scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *sec)
+{
+	if (!sec || !b->len)
+		return;
+	for (int i = 0; i < sec->n; i++)
+		if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && json_safe(sec->v[i], sec->len[i]))
+			replace_all(eb, b, sec->v[i], sec->len[i]);
+	if (!memchr(b->data, '\\', b->len))
+		return;
+	struct buf *str = &eb->scrub_str, *out = &eb->scrub_out;
+	const char *p = b->data, *end = b->data + b->len, *copied = p;
+	bool rewrote = false;
+	while ((p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+		const char *s = ++p;
+		bool escaped = false;
+		while (p < end && *p != '"') {
+			if (*p == '\\') {
+				escaped = true;
+				p++;
+			}
+			p++;
 		}
-		buf_add(tmp, p, (size_t)(end - p));
-		struct buf swap = *b;
-		*b = *tmp;
-		*tmp = swap;
+		if (p >= end)
+			break; /* not JSON: nothing more can be read */
+		size_t n = (size_t)(p - s);
+		p++;
+		if (!escaped || !buf_reserve(str, JSON_UNESCAPED_MAX(n) + 1))
+			continue;
+		str->len = json_unescape(s, n, str->data, NULL);
+		if (!holds_secret(str->data, str->len, sec))
+			continue;
+		if (!rewrote) {
+			buf_reset(out);
+			rewrote = true;
+		}
+		scrub(eb, str, sec);
+		buf_add(out, copied, (size_t)(s - 1 - copied));
+		json_write_str(out, str->data, str->len);
+		copied = p;
 	}
+	if (!rewrote)
+		return;
+	buf_add(out, copied, (size_t)(end - copied));
+	struct buf swap = *b;
+	*b = *out;
+	*out = swap;
 }
 
 /* --- extraction --------------------------------------------------------------------------------- */
@@ -599,7 +667,7 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 			x->res->new_msgs++;
 		}
 		build_extra(d, m, &extra);
-		scrub(eb, &extra, x->sec);
+		scrub_json(eb, &extra, x->sec);
 		struct event_msg_item mi = {
 			.iflags = iflags, .ts = ts, .evt_ts = evt_ts, .updated = EVENT_ORIGIN_SELF, .key = key,
 			.key_len = key_len, .role = role,
@@ -655,7 +723,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 		pos = e;
 	}
 	buf_add(body_out, orig + pos, d->len - pos);
-	scrub(eb, body_out, sec);
+	scrub_json(eb, body_out, sec);
 
 	/* 2. What kind of event, for which call. */
 	struct buf *t = &eb->tmp;
@@ -763,7 +831,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	struct buf *o = &eb->tmp2;
 	if (type == EVENT_END_OF_CALL_REPORT) {
 		build_report(&x, msg, call, o);
-		scrub(eb, o, sec);
+		scrub_json(eb, o, sec);
 		if (!vc || !vc->report || strlen(vc->report) != o->len || memcmp(vc->report, o->data, o->len) != 0)
 			event_enc_report(&enc, o->data, o->len);
 	} else if (type == EVENT_HANG) {
@@ -771,7 +839,7 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 			event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
 	} else if (type == EVENT_ERROR) {
 		build_error(&x, msg, o);
-		scrub(eb, o, sec);
+		scrub_json(eb, o, sec);
 		if (!alert_known(vc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len))
 			event_enc_alert(&enc, EVENT_ALERT_ERROR, res->ts, o->data ? o->data : "", o->len);
 	}

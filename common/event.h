@@ -68,7 +68,7 @@ struct event_builder {
 	uint8_t *mark;
 	size_t mark_cap;
 	struct buf tmp, tmp2;
-	struct buf scrub; /* scratch of scrub() only */
+	struct buf scrub, scrub_str, scrub_out; /* scratch of the scrubbers only */
 	void *seen; /* per-event key set */
 	size_t seen_cap;
 };

@@ -1349,6 +1349,25 @@ json_utf8_prefix(const char *s, size_t n, size_t max_chars)
 	return (size_t)(p - (const uint8_t *)s);
 }
 
+size_t
+json_utf8_cut(const char *s, size_t n, size_t max_bytes)
+{
+	const uint8_t *p = (const uint8_t *)s, *end = p + n;
+	size_t k;
+	bool ok;
+
+	if (n <= max_bytes)
+		return n;
+	/* sequences are measured against the whole string, so one that the limit splits is seen whole */
+	while (p < end) {
+		k = *p < 0x80 ? 1 : utf8_seq(p, end, &ok);
+		if ((size_t)(p - (const uint8_t *)s) + k > max_bytes)
+			break;
+		p += k;
+	}
+	return (size_t)(p - (const uint8_t *)s);
+}
+
 bool
 json_utf8_valid(const char *s, size_t n)
 {

@@ -117,6 +117,9 @@ void json_write_sanitized(struct buf *b, const char *text, size_t n);
 /* Length of the longest prefix of s[0..n) holding at most max_chars code points, never cutting a
  * multi-byte sequence. */
 size_t json_utf8_prefix(const char *s, size_t n, size_t max_chars);
+/* Length of the longest prefix of s[0..n) of at most max_bytes bytes that ends where a character of
+ * s ends: a limit in bytes never keeps half of a sequence that straddles it. */
+size_t json_utf8_cut(const char *s, size_t n, size_t max_bytes);
 /* True when s[0..n) is entirely valid UTF-8 (no overlong forms, surrogates or > U+10FFFF). */
 bool json_utf8_valid(const char *s, size_t n);
 

@@ -108,7 +108,7 @@ log_vmsg(int prio, const char *fmt, va_list ap)
 		k = 0;
 	n += (size_t)k;
 	if (n > sizeof(line) - 2)
-		n = json_utf8_prefix(line, sizeof(line) - 2, sizeof(line));
+		n = json_utf8_cut(line, n < sizeof(line) ? n : sizeof(line) - 1, sizeof(line) - 2);
 	line[n++] = '\n';
 	/* One write per line: three processes share the stream. */
 	ssize_t w = write(STDERR_FILENO, line, n);

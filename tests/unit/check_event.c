@@ -227,6 +227,70 @@ START_TEST(test_redaction)
 }
 END_TEST
 
+/* A secret echoed with JSON escapes is the same secret to every reader of the JSON: it goes too. */
+START_TEST(test_escaped_secret_echoes)
+{
+	struct harness h;
+	h_init(&h);
+	struct event_secrets sec = { 0 };
+	const char *hdr = "s3cr\"et/tok";
+	event_secrets_add(&sec, hdr, strlen(hdr));
+	const char *b = "{\"message\":{\"type\":\"end-of-call-report\",\"call\":{\"id\":\"E\"},"
+	                "\"note\":\"a \\u0073\\u0033cr\\\"et\\/tok b\",\"s3cr\\\"et\\/tok\":1,"
+	                "\"analysis\":{\"summary\":\"said s3cr\\\"et\\/tok\\n twice: s3cr\\\"et/tok\"},"
+	                "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"x \\u0073\\u0033cr\\\"et/tok\"}]}}";
+	h_post_sec(&h, b, strlen(b), &sec);
+	/* the body stays one JSON document, and none of its strings holds the secret */
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, h.body.data, h.body.len, NULL), JSON_OK);
+	for (int i = 0; i < d.ntok; i++) {
+		if (!json_is_string(&d, i))
+			continue;
+		size_t n;
+		char *u = json_strdup(&d, i, &n, NULL);
+		ck_assert_msg(memmem(u, n, hdr, strlen(hdr)) == NULL, "string %d holds the secret: %s", i, u);
+		free(u);
+	}
+	json_free(&d);
+	/* strings without the secret keep their bytes as sent */
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"messageId\":\"m1\"", 16));
+	struct view_call *c = view_find(&h.v, "E", 1);
+	ck_assert_str_eq(c->msg[0].text, "x [redacted]");
+	ck_assert_ptr_null(strstr(c->report, "s3cr"));
+	ck_assert_ptr_nonnull(strstr(c->report, "said [redacted]\\n twice: [redacted]"));
+	event_secrets_clear(&sec);
+	h_free(&h);
+}
+END_TEST
+
+/* A string longer than its limit is cut where a character ends, never inside one. */
+START_TEST(test_cut_at_character)
+{
+	struct harness h;
+	h_init(&h);
+	char b[1024], status[EVENT_MAX_STATUS + 8];
+	/* 'x' then two-byte characters: the limit falls in the middle of one */
+	size_t n = 0;
+	status[n++] = 'x';
+	while (n + 2 <= sizeof(status) - 1) {
+		status[n++] = '\xC3';
+		status[n++] = '\xA9';
+	}
+	status[n] = '\0';
+	snprintf(b, sizeof(b), "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"U\",\"status\":\"%s\"}}}",
+	         status);
+	h_post(&h, b);
+	size_t got = strlen(h.res.status);
+	ck_assert_uint_le(got, EVENT_MAX_STATUS);
+	ck_assert_uint_eq(got, EVENT_MAX_STATUS - 1); /* 1 + 2k bytes: the 128th byte would split a character */
+	ck_assert(json_utf8_valid(h.res.status, got));
+	struct view_call *c = view_find(&h.v, "U", 1);
+	ck_assert_uint_eq(c->nst, 1);
+	ck_assert(json_utf8_valid(c->st[0].status, strlen(c->st[0].status)));
+	h_free(&h);
+}
+END_TEST
+
 START_TEST(test_short_secret_redacted_in_place_only)
 {
 	struct harness h;
@@ -619,6 +683,8 @@ event_suite(void)
 	tcase_add_test(tc, test_call_a_lifecycle);
 	tcase_add_test(tc, test_redaction);
 	tcase_add_test(tc, test_short_secret_redacted_in_place_only);
+	tcase_add_test(tc, test_escaped_secret_echoes);
+	tcase_add_test(tc, test_cut_at_character);
 	tcase_add_test(tc, test_unattributed);
 	tcase_add_test(tc, test_unknown_type_changes_nothing);
 	tcase_add_test(tc, test_status_order_and_terminal);

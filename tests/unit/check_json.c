@@ -1147,6 +1147,22 @@ START_TEST(test_utf8_prefix)
 }
 END_TEST
 
+START_TEST(test_utf8_cut)
+{
+	static const char s[] = "a\xC3\xA9\xF0\x9F\x98\x80" "b\xE2\x82\xAC";
+	/* the longest prefix of at most max bytes that ends where a character ends */
+	static const size_t want[] = { 0, 1, 1, 3, 3, 3, 3, 7, 8, 8, 8, 11, 11 };
+
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		ck_assert_uint_eq(json_utf8_cut(L(s), i), want[i]);
+		ck_assert(json_utf8_valid(s, json_utf8_cut(L(s), i)));
+	}
+	/* a sequence cut short at the end of the string is dropped when the limit reaches it */
+	ck_assert_uint_eq(json_utf8_cut(L("ab\xE2\x82"), 3), 2);
+	ck_assert_uint_eq(json_utf8_cut(L(""), 0), 0);
+}
+END_TEST
+
 START_TEST(test_utf8_valid)
 {
 	ck_assert(json_utf8_valid(L("")));
@@ -1802,6 +1818,7 @@ json_suite(void)
 
 	tc = tcase_create("utf8");
 	tcase_add_test(tc, test_utf8_prefix);
+	tcase_add_test(tc, test_utf8_cut);
 	tcase_add_test(tc, test_utf8_valid);
 	suite_add_tcase(s, tc);
 
