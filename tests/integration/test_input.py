@@ -352,6 +352,16 @@ def scenario_secret(ctx):
         raw = d.conversation("auth-call").body
         t.ok(old.encode() not in raw and b"custom-value-5555" not in raw, "neither value is stored", raw[-400:])
         t.ok(b"echo [redacted] and [redacted] here" in raw, "both are replaced by [redacted] where they stood", raw[-300:])
+        # The same secret written with JSON escapes is the same secret to every reader of the body.
+        escaped = ('{"message":{"type":"status-update","timestamp":%d,"call":{"id":"auth-call","status":"ongoing",'
+                   '"note":"escaped \\u006f%s and %s"}}}' % (BASE_TS + 3, old[1:], old.replace("-", "\\u002d")))
+        c.accepted("a body echoing the secret with JSON escapes",
+                   lambda: H.request(d.wport, "POST", "/webhook", body=escaped.encode(),
+                                     headers={"x-interactly-secret": old}))
+        raw = d.conversation("auth-call").body
+        t.ok(old.encode() not in raw and b"\\u006f" + old[1:].encode() not in raw and b"\\u002dsecret" not in raw,
+             "no escaped copy is stored", raw[-400:])
+        t.ok(b"escaped [redacted] and [redacted]" in raw, "escaped copies are replaced by [redacted] too", raw[-300:])
         # Rotation: the new secret works once added to the file, the old one stops once removed.
         with open(path, "a") as f:
             f.write(new + "\n")
