@@ -515,7 +515,9 @@ ingest_main(const struct config *cfg)
 	uint64_t raw_room = g.arena.ring[ARENA_RAW].max_record - cfg->max_headers - RAW_META_SLACK;
 	if (max_body > raw_room) {
 		max_body = (size_t)raw_room;
-		log_msg(LOG_WARNING, "--max-body lowered to %zu bytes: the largest raw record this arena holds", max_body);
+		if (!worker_restarts)
+			log_msg(LOG_WARNING, "--max-body lowered to %zu bytes: the largest raw record this arena holds",
+			        max_body);
 	}
 	g.max_body = max_body;
 	if (cfg->webhook_secret_file[0]) {

@@ -103,6 +103,7 @@ become_worker(struct child *c, pid_t master_pid)
 	close_range(WORKER_FD_COUNT, ~0u, 0);
 	prctl(PR_SET_NAME, c->role);
 	log_set_role(c->role);
+	worker_restarts = c->nrestarts;
 	_exit(c->main(c->m->cfg) == 0 ? 0 : 1);
 }
 

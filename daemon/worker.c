@@ -11,6 +11,8 @@
 
 #include <event2/event.h>
 
+unsigned worker_restarts;
+
 uint64_t
 worker_monotonic_ns(void)
 {

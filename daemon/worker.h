@@ -59,6 +59,10 @@ int worker_loop_init(struct worker_loop *w, void (*on_heartbeat)(void *), void (
 void worker_loop_run(struct worker_loop *w);
 void worker_loop_free(struct worker_loop *w);
 
+/* How many times the master restarted this worker's role before this start (0 at the daemon's start):
+ * warnings about the configuration are worth saying once, not at every restart. */
+extern unsigned worker_restarts;
+
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);
 /* Sends one message; 0 or -1 (the channel is non-blocking). */
