@@ -54,11 +54,16 @@ put_opt_str(struct buf *b, const char *name, const char *value)
 
 /* The tutorial's shapes (tutorial = true: a missing timestamp is 0, as it stored them) or ours
  * (null, plus sequence numbers and the message's extra members). */
+/* after: what changed after this sequence number only (API_ALL: everything). The timeline is sent
+ * whole when any pill in it is newer, since a late pill may sort between older ones. */
 static void
-put_statuses(struct buf *b, const struct view_call *c, bool tutorial)
+put_statuses(struct buf *b, const struct view_call *c, bool tutorial, uint64_t after)
 {
 	buf_adds(b, "\"statuses\":[");
-	for (size_t i = 0; i < c->nst; i++) {
+	bool any = after == API_ALL;
+	for (size_t i = 0; i < c->nst && !any; i++)
+		any = c->st[i].seq > after;
+	for (size_t i = 0; any && i < c->nst; i++) {
 		buf_adds(b, i ? ",{\"status\":" : "{\"status\":");
 		json_write_cstr(b, c->st[i].status);
 		buf_adds(b, ",\"timestamp\":");
@@ -74,12 +79,16 @@ put_statuses(struct buf *b, const struct view_call *c, bool tutorial)
 }
 
 static void
-put_messages(struct buf *b, const struct view_call *c, bool tutorial)
+put_messages(struct buf *b, const struct view_call *c, bool tutorial, uint64_t after)
 {
 	buf_adds(b, "\"messages\":[");
+	bool first = true;
 	for (size_t i = 0; i < c->nmsg; i++) {
 		const struct view_msg *m = &c->msg[i];
-		buf_adds(b, i ? ",{\"messageId\":" : "{\"messageId\":");
+		if (after != API_ALL && m->seq <= after && m->upd_seq <= after)
+			continue;
+		buf_adds(b, first ? "{\"messageId\":" : ",{\"messageId\":");
+		first = false;
 		json_write_str(b, m->key, m->key_len);
 		buf_adds(b, ",\"role\":");
 		json_write_cstr(b, m->role);
@@ -103,17 +112,22 @@ put_messages(struct buf *b, const struct view_call *c, bool tutorial)
 /* ,"ended":...,"report":...,"alerts":[...]: the same in our detail and in the tutorial's shape, which
  * keeps its own fields and gains these. */
 static void
-put_outcome(struct buf *b, const struct view_call *c)
+put_outcome(struct buf *b, const struct view_call *c, uint64_t after)
 {
-	buf_printf(b, ",\"ended\":%s,\"report\":", c->ended ? "true" : "false");
-	if (c->report)
-		buf_adds(b, c->report);
-	else
-		buf_adds(b, "null");
+	buf_printf(b, ",\"ended\":%s", c->ended ? "true" : "false");
+	/* In a delta, a report that did not change is left out (null would say there is none). */
+	if (after == API_ALL || (c->report && c->report_seq > after)) {
+		buf_adds(b, ",\"report\":");
+		buf_adds(b, c->report ? c->report : "null");
+	}
 	buf_adds(b, ",\"alerts\":[");
+	bool first = true;
 	for (size_t i = 0; i < c->nalert; i++) {
 		const struct view_alert *al = &c->alert[i];
-		buf_adds(b, i ? "," : "");
+		if (after != API_ALL && al->seq <= after)
+			continue;
+		buf_adds(b, first ? "" : ",");
+		first = false;
 		buf_printf(b, "{\"type\":\"%s\",\"timestamp\":", al->type == EVENT_ALERT_HANG ? "hang" : "error");
 		put_ts(b, al->ts, false);
 		buf_printf(b, ",\"seq\":%" PRIu64, al->seq);
@@ -130,9 +144,9 @@ void
 api_conversation(struct buf *b, const struct view_call *c, const struct arena *a, struct buf *scratch)
 {
 	buf_addc(b, '{');
-	put_statuses(b, c, true);
+	put_statuses(b, c, true, API_ALL);
 	buf_addc(b, ',');
-	put_messages(b, c, true);
+	put_messages(b, c, true, API_ALL);
 	buf_adds(b, ",\"events\":[");
 	bool first = true;
 	for (size_t i = 0; i < c->nraw; i++) {
@@ -145,7 +159,7 @@ api_conversation(struct buf *b, const struct view_call *c, const struct arena *a
 			b->len = mark; /* aged out of the raw ring */
 	}
 	buf_addc(b, ']');
-	put_outcome(b, c);
+	put_outcome(b, c, API_ALL);
 	buf_addc(b, '}');
 }
 
@@ -190,15 +204,8 @@ api_conversations(struct buf *b, const struct view *v, const struct arena *a, st
 	free(order);
 }
 
-static int
-by_activity_desc(const void *pa, const void *pb)
-{
-	const struct view_call *x = *(const struct view_call *const *)pa, *y = *(const struct view_call *const *)pb;
-	return x->changed_seq < y->changed_seq ? 1 : x->changed_seq > y->changed_seq ? -1 : 0;
-}
-
-static void
-put_summary(struct buf *b, const struct view_call *c)
+void
+api_call_summary(struct buf *b, const struct view_call *c)
 {
 	buf_adds(b, "{\"id\":");
 	json_write_str(b, c->id, c->id_len);
@@ -215,27 +222,33 @@ put_summary(struct buf *b, const struct view_call *c)
 }
 
 void
-api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq)
+api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq, size_t limit, uint64_t before)
 {
 	buf_adds(b, "{\"generation\":");
 	put_gen(b, generation);
-	buf_printf(b, ",\"seq\":%" PRIu64 ",\"calls\":[", seq);
-	const struct view_call **order = sorted_calls(v, by_activity_desc);
-	if (v->ncalls && !order) {
-		b->failed = true;
-		return;
-	}
-	for (size_t i = 0; i < v->ncalls; i++) {
-		if (i)
+	buf_printf(b, ",\"seq\":%" PRIu64 ",\"total\":%zu,\"calls\":[", seq, v->ncalls);
+	/* Newest activity first, from the view's activity list: a page costs its own length, plus the
+	 * calls skipped to reach a later page. */
+	const struct view_call *c = v->act_newest;
+	while (c && c->changed_seq >= before)
+		c = c->act_older;
+	size_t n = 0;
+	for (; c && n < limit; c = c->act_older, n++) {
+		if (n)
 			buf_addc(b, ',');
-		put_summary(b, order[i]);
+		api_call_summary(b, c);
 	}
-	free(order);
-	buf_adds(b, "]}");
+	buf_adds(b, "],\"next\":");
+	/* The cursor of the next page: the calls whose latest change is older than the last shown. */
+	if (c && n)
+		buf_printf(b, "%" PRIu64, c->act_newer->changed_seq);
+	else
+		buf_adds(b, "null");
+	buf_addc(b, '}');
 }
 
 void
-api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq)
+api_call_delta(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq, uint64_t after)
 {
 	buf_adds(b, "{\"id\":");
 	json_write_str(b, c->id, c->id_len);
@@ -243,6 +256,8 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	put_gen(b, generation);
 	buf_printf(b, ",\"seq\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"resumed\":%s",
 	           seq, c->first_seq, c->changed_seq, c->resumed ? "true" : "false");
+	if (after != API_ALL)
+		buf_printf(b, ",\"after\":%" PRIu64, after);
 	buf_adds(b, ",\"status\":");
 	json_write_cstr(b, view_call_status(c));
 	buf_adds(b, ",\"customer\":");
@@ -257,9 +272,15 @@ api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, u
 	buf_adds(b, ",\"ended_reason\":");
 	json_write_cstr(b, end ? end->reason : NULL);
 	buf_addc(b, ',');
-	put_statuses(b, c, false);
+	put_statuses(b, c, false, after);
 	buf_addc(b, ',');
-	put_messages(b, c, false);
-	put_outcome(b, c);
+	put_messages(b, c, false, after);
+	put_outcome(b, c, after);
 	buf_addc(b, '}');
+}
+
+void
+api_call_detail(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq)
+{
+	api_call_delta(b, c, generation, seq, API_ALL);
 }

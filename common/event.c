@@ -593,6 +593,23 @@ alert_known(const struct view_call *vc, enum event_alert_type type, int64_t ts, 
 	return false;
 }
 
+/* Whether a message of the call lists key among its skipped (interrupted) replies. */
+static bool
+skipped_known(const struct view_call *vc, const char *key, size_t len, struct buf *needle)
+{
+	buf_reset(needle);
+	buf_adds(needle, "\"messageId\":");
+	json_write_str(needle, key, len);
+	if (needle->failed)
+		return false;
+	for (size_t i = 0; i < vc->nmsg; i++) {
+		const struct view_msg *m = &vc->msg[i];
+		if (m->extra && m->extra_len >= needle->len && memmem(m->extra, m->extra_len, needle->data, needle->len))
+			return true;
+	}
+	return false;
+}
+
 static int
 add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_call *vc, int64_t evt_ts)
 {
@@ -601,6 +618,11 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 	int n = json_array_len(d, msgs);
 	if (n <= 0)
 		return 0;
+	/* An update older than the newest applied is stale: what it says of known messages changes
+	 * nothing, and a reply that a newer update moved into a skipped list does not come back as an
+	 * ordinary message. Ids the call has never seen still count: a sender may send each message
+	 * once, and an acknowledged message must not be lost to arrival order. */
+	bool stale = vc && vc->has_msgs_ts && evt_ts != EVENT_TS_NONE && evt_ts < vc->msgs_ts;
 	size_t cap = 16;
 	while (cap < (size_t)n * 2)
 		cap *= 2;
@@ -645,6 +667,8 @@ add_messages(struct ctx *x, struct event_enc *enc, int msgs, const struct view_c
 			key_len = (size_t)snprintf(key, sizeof(key), "idx-%d", idx);
 		}
 		if (seen_check_add(eb, key, key_len, cap))
+			continue;
+		if (stale && !view_msg_find(vc, key, key_len) && skipped_known(vc, key, key_len, &eb->scrub_str))
 			continue;
 		int tx = json_obj_get(d, m, "text");
 		if (!json_is_string(d, tx))
@@ -832,8 +856,13 @@ event_build(struct event_builder *eb, const struct json_doc *d, const char *orig
 	if (type == EVENT_END_OF_CALL_REPORT) {
 		build_report(&x, msg, call, o);
 		scrub_json(eb, o, sec);
-		if (!vc || !vc->report || strlen(vc->report) != o->len || memcmp(vc->report, o->data, o->len) != 0)
-			event_enc_report(&enc, o->data, o->len);
+		/* The newest report stands: an identical one adds nothing, an older one (by the event's own
+		 * time) does not replace it. */
+		bool older = vc && vc->report && vc->report_ts != EVENT_TS_NONE && res->ts != EVENT_TS_NONE &&
+		             res->ts < vc->report_ts;
+		if (!older &&
+		    (!vc || !vc->report || strlen(vc->report) != o->len || memcmp(vc->report, o->data, o->len) != 0))
+			event_enc_report(&enc, o->data, o->len, res->ts);
 	} else if (type == EVENT_HANG) {
 		if (!alert_known(vc, EVENT_ALERT_HANG, res->ts, "", 0))
 			event_enc_alert(&enc, EVENT_ALERT_HANG, res->ts, "", 0);
@@ -879,7 +908,7 @@ event_snapshot(struct buf *b, const struct view_call *c, uint64_t self_seq)
 	}
 	if (c->report) {
 		e.origin = c->report_seq;
-		event_enc_report(&e, c->report, strlen(c->report));
+		event_enc_report(&e, c->report, strlen(c->report), c->report_ts);
 	}
 	for (size_t i = 0; i < c->nalert; i++) {
 		e.origin = c->alert[i].seq;

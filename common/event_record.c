@@ -194,10 +194,11 @@ event_enc_callinfo(struct event_enc *e, const char *customer, size_t len)
 }
 
 void
-event_enc_report(struct event_enc *e, const char *json, size_t len)
+event_enc_report(struct event_enc *e, const char *json, size_t len, int64_t ts)
 {
 	size_t off = item_begin(e, EVENT_ITEM_REPORT, 0);
 	put_str(e->b, json, len);
+	put_i64(e->b, ts);
 	item_end(e, off);
 }
 
@@ -404,8 +405,12 @@ event_fact_next(const struct event_fact *f, size_t *cursor, struct event_item *i
 			it->d = get_str(&body);
 			break;
 		case EVENT_ITEM_CALLINFO:
+			it->a = get_str(&body);
+			break;
 		case EVENT_ITEM_REPORT:
 			it->a = get_str(&body);
+			if (body.p < body.end)
+				it->ts = get_i64(&body);
 			break;
 		case EVENT_ITEM_ALERT:
 			it->alert_type = get_u8(&body);

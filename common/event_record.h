@@ -19,7 +19,8 @@
  *     ITEM_MESSAGE  i64 ts, i64 ts of the event that set its text, u64 fact that last changed it + 1
  *                   (0 = its origin), str key, str role, str text, str extra (JSON object text or "")
  *     ITEM_CALLINFO str customer (caller number or web caller name)
- *     ITEM_REPORT   str report (JSON object text)
+ *     ITEM_REPORT   str report (JSON object text), then (absent in records of earlier writers, read
+ *                   as EVENT_TS_NONE) i64 ts of the event that carried it
  *     ITEM_ALERT    u8 alert type (EVENT_ALERT_*), i64 ts, str details (JSON object text or "")
  *     ITEM_RAWREFS  u32 n, u64 × n: the raw records of the call's events (snapshots)
  *     ITEM_CALLMETA u64 first seq, u64 first ns, u64 changed seq, u64 changed ns (snapshots: the
@@ -121,7 +122,7 @@ void event_enc_status(struct event_enc *e, int64_t ts, const char *status, size_
                       const char *reason);
 void event_enc_message(struct event_enc *e, const struct event_msg_item *m);
 void event_enc_callinfo(struct event_enc *e, const char *customer, size_t len);
-void event_enc_report(struct event_enc *e, const char *json, size_t len);
+void event_enc_report(struct event_enc *e, const char *json, size_t len, int64_t ts);
 void event_enc_alert(struct event_enc *e, enum event_alert_type type, int64_t ts, const char *json, size_t len);
 void event_enc_rawrefs(struct event_enc *e, const uint64_t *seqs, uint32_t n);
 void event_enc_callmeta(struct event_enc *e, uint8_t iflags, uint64_t first_seq, uint64_t first_ns,

@@ -27,6 +27,8 @@ start_over(struct follow *f, const struct arena *a, struct view *v, uint64_t gen
 	f->cursor = arena_tail(a, ARENA_FACTS);
 	f->pruned_tail = f->cursor;
 	f->restarts++;
+	if (f->started_over)
+		f->started_over(f->arg);
 }
 
 long
@@ -80,12 +82,15 @@ follow_sync(struct follow *f, const struct arena *a, struct view *v)
 				f->generation = 0;
 				return -1;
 			}
+			if (f->applied)
+				f->applied(f->arg, f->cursor,
+				           fact.call_id.len ? view_find(v, fact.call_id.p, fact.call_id.len) : NULL);
 			f->cursor++;
 			applied++;
 		}
 		uint64_t tail = arena_tail(a, ARENA_FACTS);
 		if (tail > f->pruned_tail) {
-			view_prune(v, tail, NULL, NULL);
+			view_prune(v, tail, f->gone, f->arg);
 			f->pruned_tail = tail;
 		}
 		if (arena_generation(a) == f->generation)

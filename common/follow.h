@@ -23,6 +23,14 @@ struct follow {
 	uint64_t inconsistent; /* calls that found the counters' window impossible, and read nothing */
 	uint64_t last_corrupt; /* the sequence number of the last record that failed validation */
 	struct buf scratch;
+	/* Optional observers (query's event stream), called as the view changes; all may be NULL.
+	 * applied: after each fact, with the call it names (NULL if none, or skipped);
+	 * started_over: after the view was emptied to be rebuilt (a new generation, damage);
+	 * gone: before a call whose history was overwritten is dropped. */
+	void (*applied)(void *arg, uint64_t seq, const struct view_call *c);
+	void (*started_over)(void *arg);
+	void (*gone)(struct view_call *c, void *arg);
+	void *arg;
 };
 
 void follow_init(struct follow *f);

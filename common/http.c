@@ -136,13 +136,19 @@ http_framing_error(struct evhttp_request *req)
 {
 	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
 	int lengths = 0;
-	bool te = false;
+	bool te = false, other_coding = false;
 	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
-		if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0)
+		if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) {
 			lengths++;
-		else if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0)
+		} else if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) {
+			/* libevent decodes "chunked" alone; anything else ("gzip, chunked") it would read as
+			 * plain bytes */
+			other_coding |= te || evutil_ascii_strcasecmp(h->value, "chunked") != 0;
 			te = true;
+		}
 	}
+	if (other_coding)
+		return "a Transfer-Encoding other than chunked";
 	/* Two framings that a proxy in front may read differently from us: the way requests are
 	 * smuggled past a tunnel or proxy. */
 	if (lengths > 1)
@@ -479,6 +485,110 @@ answer_early(struct bufferevent *bev, uint64_t announced)
 		refusals.cb(413, refusals.arg);
 }
 
+/* A chunked body is counted here too, as its bytes arrive: libevent's lingering close would read it
+ * to its end before answering. The chunk framing is followed just enough to count data bytes, for
+ * a bounded number of connections at once (a new head on the same connection starts over; an
+ * entry whose connection went away is reused). Bytes libevent cannot read it refuses itself. */
+#define HTTP_CHUNK_TRACK 64
+#define HTTP_CHUNK_LINE_MAX 32 /* a chunk size line is read this far: hex digits, then extensions */
+
+enum chunk_phase { CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF, CHUNK_DONE };
+
+struct chunk_track {
+	const struct bufferevent *bev;
+	enum chunk_phase phase;
+	uint64_t data;      /* body bytes so far */
+	uint64_t left;      /* of the current chunk's data, or of its CRLF */
+	char line[HTTP_CHUNK_LINE_MAX];
+	size_t line_len;
+};
+
+static struct chunk_track chunk_tracks[HTTP_CHUNK_TRACK];
+static unsigned chunk_next;
+
+static struct chunk_track *
+chunk_find(const struct bufferevent *bev, bool create)
+{
+	for (unsigned i = 0; i < HTTP_CHUNK_TRACK; i++)
+		if (chunk_tracks[i].bev == bev)
+			return &chunk_tracks[i];
+	if (!create)
+		return NULL;
+	struct chunk_track *t = &chunk_tracks[chunk_next++ % HTTP_CHUNK_TRACK];
+	memset(t, 0, sizeof(*t));
+	t->bev = bev;
+	return t;
+}
+
+/* Follows p[0..n) of a chunked body; answers 413 at once when the data passes the limit. */
+static void
+chunk_feed(struct chunk_track *t, struct bufferevent *bev, const char *p, size_t n)
+{
+	const char *end = p + n;
+	while (p < end && t->phase != CHUNK_DONE) {
+		if (t->phase == CHUNK_DATA || t->phase == CHUNK_CRLF) {
+			size_t k = (size_t)(end - p) < t->left ? (size_t)(end - p) : (size_t)t->left;
+			p += k;
+			t->left -= k;
+			if (t->left == 0 && t->phase == CHUNK_DATA) {
+				t->phase = CHUNK_CRLF;
+				t->left = 2;
+			} else if (t->left == 0) {
+				t->phase = CHUNK_SIZE;
+			}
+			continue;
+		}
+		char c = *p++;
+		if (c != '\n') {
+			if (t->line_len < sizeof(t->line))
+				t->line[t->line_len++] = c;
+			continue;
+		}
+		uint64_t size = 0;
+		size_t i = 0;
+		for (; i < t->line_len; i++) {
+			char h = t->line[i];
+			int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+			if (d < 0)
+				break;
+			size = size > (UINT64_MAX >> 4) ? UINT64_MAX : (size << 4) | (uint64_t)d;
+		}
+		t->line_len = 0;
+		if (i == 0 || size == 0) {
+			t->phase = CHUNK_DONE; /* the last chunk, or not chunk framing: libevent judges */
+			break;
+		}
+		/* The size is known before its data: a chunk that would pass the limit is refused now. */
+		t->data = size > UINT64_MAX - t->data ? UINT64_MAX : t->data + size;
+		if (t->data > refusals.max_body) {
+			t->phase = CHUNK_DONE;
+			answer_early(bev, t->data);
+			break;
+		}
+		t->phase = CHUNK_DATA;
+		t->left = size;
+	}
+}
+
+/* Feeds the bytes from offset off to the end of in to the connection's chunk tracker. */
+static void
+chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffer *in, size_t off)
+{
+	char tmp[4096];
+	struct evbuffer_ptr ptr;
+	size_t len = evbuffer_get_length(in);
+	while (off < len && t->phase != CHUNK_DONE) {
+		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) < 0)
+			return;
+		size_t want = len - off < sizeof(tmp) ? len - off : sizeof(tmp);
+		ev_ssize_t got = evbuffer_copyout_from(in, &ptr, tmp, want);
+		if (got <= 0)
+			return;
+		chunk_feed(t, bev, tmp, (size_t)got);
+		off += (size_t)got;
+	}
+}
+
 static void
 input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -489,8 +599,13 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 	 * (a JSON body starts with "{", a chunk with its size). */
 	char start[8];
 	if (evbuffer_copyout(in, start, sizeof(start)) != (ev_ssize_t)sizeof(start) ||
-	    (memcmp(start, "POST /", 6) != 0 && memcmp(start, "PUT /", 5) != 0 && memcmp(start, "PATCH /", 7) != 0))
+	    (memcmp(start, "POST /", 6) != 0 && memcmp(start, "PUT /", 5) != 0 && memcmp(start, "PATCH /", 7) != 0)) {
+		struct chunk_track *t = chunk_find(arg, false);
+		size_t len = evbuffer_get_length(in);
+		if (t && t->phase != CHUNK_DONE && info->n_added <= len)
+			chunk_feed_buffer(t, arg, in, len - info->n_added);
 		return;
+	}
 	size_t len = evbuffer_get_length(in);
 	size_t n = len < sizeof(head) ? len : sizeof(head);
 	if (n > refusals.max_headers + HTTP_REQUEST_LINE_MAX)
@@ -502,16 +617,29 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 	if (!eoh)
 		return;
 	size_t hn = (size_t)(eoh - head) + 2, vl;
-	if (head_value(head, hn, "transfer-encoding", &vl))
-		return; /* chunked: libevent counts as the chunks come */
+	struct chunk_track *old = chunk_find(arg, false);
+	if (old)
+		old->phase = CHUNK_DONE; /* a new request on this connection */
+	const char *te = head_value(head, hn, "transfer-encoding", &vl);
+	if (te) {
+		if (vl == 7 && strncasecmp(te, "chunked", 7) == 0) {
+			struct chunk_track *t = chunk_find(arg, true);
+			memset(t, 0, sizeof(*t));
+			t->bev = arg;
+			chunk_feed_buffer(t, arg, in, hn + 2);
+		}
+		return;
+	}
 	const char *v = head_value(head, hn, "content-length", &vl);
-	if (!v || vl == 0 || vl > 19)
+	if (!v || vl == 0)
 		return;
 	uint64_t announced = 0;
 	for (size_t i = 0; i < vl; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return; /* libevent refuses it as malformed */
-		announced = announced * 10 + (uint64_t)(v[i] - '0');
+		/* beyond 2^64 is beyond any limit (and beyond what libevent reads: it would wait) */
+		uint64_t d = (uint64_t)(v[i] - '0');
+		announced = announced > (UINT64_MAX - d) / 10 ? UINT64_MAX : announced * 10 + d;
 	}
 	if (announced > refusals.max_body)
 		answer_early(arg, announced);
@@ -525,6 +653,9 @@ new_connection_bev(struct event_base *base, void *arg)
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
 	if (bev) {
 		forget_answered_early(bev);
+		struct chunk_track *t = chunk_find(bev, false);
+		if (t)
+			t->bev = NULL; /* a connection that went away left it */
 		evbuffer_add_cb(bufferevent_get_output(bev), output_cb, bev);
 		evbuffer_add_cb(bufferevent_get_input(bev), input_cb, bev);
 	}

@@ -83,6 +83,43 @@ list_append(struct view *v, struct view_call *c)
 
 /* Frees everything a call holds but its identity. */
 static void
+act_unlink(struct view *v, struct view_call *c)
+{
+	if (c->act_older)
+		c->act_older->act_newer = c->act_newer;
+	else if (v->act_oldest == c)
+		v->act_oldest = c->act_newer;
+	if (c->act_newer)
+		c->act_newer->act_older = c->act_older;
+	else if (v->act_newest == c)
+		v->act_newest = c->act_older;
+	c->act_older = c->act_newer = NULL;
+}
+
+/* Puts c where its changed_seq belongs. A change is the newest fact, so it goes first in one step;
+ * only a snapshot (which restores an older changed_seq) walks. */
+static void
+act_place(struct view *v, struct view_call *c)
+{
+	act_unlink(v, c);
+	struct view_call *newer = NULL, *older = v->act_newest;
+	while (older && older->changed_seq > c->changed_seq) {
+		newer = older;
+		older = older->act_older;
+	}
+	c->act_newer = newer;
+	c->act_older = older;
+	if (newer)
+		newer->act_older = c;
+	else
+		v->act_newest = c;
+	if (older)
+		older->act_newer = c;
+	else
+		v->act_oldest = c;
+}
+
+static void
 call_clear(struct view_call *c)
 {
 	for (size_t i = 0; i < c->nst; i++) {
@@ -108,9 +145,11 @@ call_clear(struct view_call *c)
 	char *id = c->id;
 	size_t id_len = c->id_len;
 	uint64_t h = c->hash;
-	struct view_call *older = c->older, *newer = c->newer;
+	struct view_call *older = c->older, *newer = c->newer, *act_older = c->act_older, *act_newer = c->act_newer;
 	size_t pos = c->pos;
 	memset(c, 0, sizeof(*c));
+	c->act_older = act_older;
+	c->act_newer = act_newer;
 	c->id = id;
 	c->id_len = id_len;
 	c->hash = h;
@@ -123,6 +162,7 @@ static void
 call_free(struct view *v, struct view_call *c)
 {
 	list_unlink(v, c);
+	act_unlink(v, c);
 	call_clear(c);
 	free(c->id);
 	free(c);
@@ -293,6 +333,15 @@ add_status(struct view_call *c, const struct event_item *it, uint64_t seq)
 	return 0;
 }
 
+static void
+note_msgs_ts(struct view_call *c, int64_t evt_ts)
+{
+	if (evt_ts != EVENT_TS_NONE && (!c->has_msgs_ts || evt_ts > c->msgs_ts)) {
+		c->msgs_ts = evt_ts;
+		c->has_msgs_ts = true;
+	}
+}
+
 static int
 add_message(struct view_call *c, const struct event_item *it, uint64_t seq)
 {
@@ -320,6 +369,7 @@ add_message(struct view_call *c, const struct event_item *it, uint64_t seq)
 		}
 		m->evt_ts = evt_ts;
 		m->upd_seq = origin;
+		note_msgs_ts(c, evt_ts);
 		return 0;
 	}
 	if ((c->nmsg + 1) * 2 > c->msg_index_cap &&
@@ -349,6 +399,7 @@ add_message(struct view_call *c, const struct event_item *it, uint64_t seq)
 		return -1;
 	}
 	c->msg[c->nmsg] = nm;
+	note_msgs_ts(c, evt_ts);
 	size_t j = h & (c->msg_index_cap - 1);
 	while (c->msg_index[j])
 		j = (j + 1) & (c->msg_index_cap - 1);
@@ -397,6 +448,9 @@ set_rawrefs(struct view_call *c, const struct event_item *it)
 	return 0;
 }
 
+static int apply_items(struct view *v, struct view_call *c, uint64_t seq, uint64_t time_ns, uint64_t raw_seq,
+                       const struct event_fact *f, bool snapshot, bool starts);
+
 int
 view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, const struct event_fact *f)
 {
@@ -420,8 +474,20 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 		v->skipped++;
 		return 0;
 	}
+	bool created = !c;
 	if (!c && !(c = call_get(v, &f->call_id, seq, time_ns)))
 		return -1;
+	uint64_t changed_before = created ? UINT64_MAX : c->changed_seq;
+	int rc = apply_items(v, c, seq, time_ns, raw_seq, f, snapshot, starts);
+	if (c->changed_seq != changed_before)
+		act_place(v, c);
+	return rc;
+}
+
+static int
+apply_items(struct view *v, struct view_call *c, uint64_t seq, uint64_t time_ns, uint64_t raw_seq,
+            const struct event_fact *f, bool snapshot, bool starts)
+{
 	if (starts) {
 		/* A snapshot holds the whole call; a new history replaces what came before it. */
 		call_clear(c);
@@ -466,6 +532,7 @@ view_apply(struct view *v, uint64_t seq, uint64_t time_ns, uint64_t raw_seq, con
 		case EVENT_ITEM_REPORT:
 			r = set_str(&c->report, &it.a);
 			c->report_seq = origin_of(&it, seq);
+			c->report_ts = it.ts;
 			c->ended = true;
 			break;
 		case EVENT_ITEM_ALERT:

@@ -52,6 +52,7 @@ struct view_call {
 	uint64_t hash;
 	size_t pos;                      /* its place in struct view's calls[] */
 	struct view_call *older, *newer; /* the calls in order of base (see struct view) */
+	struct view_call *act_older, *act_newer; /* the calls in order of changed_seq (see struct view) */
 	uint64_t mark;                   /* free for the view's owner (the writer marks calls it drops) */
 	bool resumed;                    /* its earlier history left the arena: shown from a later event */
 	char *customer;
@@ -69,8 +70,13 @@ struct view_call {
 	size_t msg_index_cap;
 	struct view_alert *alert;
 	size_t nalert, capalert;
-	char *report; /* JSON object text of the latest report */
+	char *report; /* JSON object text of the newest report */
 	uint64_t report_seq;
+	int64_t report_ts; /* the timestamp of the event that carried it (EVENT_TS_NONE: none) */
+	/* The newest timestamp of the events that carried this call's messages: an older full-history
+	 * update is stale and adds nothing (has_msgs_ts false: none carried one yet). */
+	int64_t msgs_ts;
+	bool has_msgs_ts;
 	uint64_t *raw;  /* raw-ring sequence numbers of this call's events, oldest first */
 	size_t nraw, capraw;
 };
@@ -90,6 +96,9 @@ struct view {
 	 * snapshot or a new history gives it a new base. So the calls a tail overwrites are always at the
 	 * oldest end, and the writer finds the oldest live call without a scan. */
 	struct view_call *oldest, *newest;
+	/* Every call in order of changed_seq, the latest change first: the call list is served a page
+	 * at a time from here, at a cost that does not grow with the number of calls. */
+	struct view_call *act_oldest, *act_newest;
 	/* No call older than this one can be live (the writer's cursor; a call that changes and is older
 	 * moves it back; NULL: from the oldest). */
 	struct view_call *live_from;

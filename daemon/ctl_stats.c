@@ -240,7 +240,7 @@ cmd_calls(const struct arena *a, bool json)
 	int status = CTL_EXIT_OK;
 	if (json) {
 		/* The very document GET /api/calls serves, so scripts can use either. */
-		api_calls(&b, &v, gen, seq);
+		api_calls(&b, &v, gen, seq, SIZE_MAX, UINT64_MAX);
 		buf_addc(&b, '\n');
 		emit(&b);
 	} else {

@@ -23,12 +23,17 @@
 #include "follow.h"
 #include "http.h"
 #include "log.h"
+#include "sse.h"
 #include "view.h"
 #include "web_assets.h"
 #include "worker.h"
 
 #define QUERY_MAX_BODY 4096           /* the dashboard port takes no payloads */
 #define QUERY_RESET_REARM_US 1000     /* past the reset deadline when a timer fired early */
+#define QUERY_STREAM_MAX_CLIENTS 256  /* open event streams; more get 503 */
+#define QUERY_STREAM_BACKLOG (1u << 20) /* bytes a stream client may leave unsent before it is dropped */
+#define QUERY_CALLS_PAGE 200          /* calls per page of /api/calls unless ?limit= says otherwise */
+#define QUERY_CALLS_PAGE_MAX 1000
 
 /* Headers every dashboard response carries: the page runs no inline code and cannot be framed. */
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -62,6 +67,7 @@ struct query {
 	 * asks for it: a dashboard or script polling it must cost one build, not one per request. */
 	struct http_shared *conversations;
 	uint64_t conversations_gen, conversations_seq;
+	struct sse_hub *sse;
 };
 
 /* --- following the arena -------------------------------------------------------------------------- */
@@ -81,6 +87,29 @@ sync_arena(struct query *q)
 		log_limited(&q->corrupt_limit, LOG_WARNING, "skipped %" PRIu64 " unreadable fact record(s) (the last: seq %" PRIu64 ")",
 		            q->follow.corrupt - corrupt, q->follow.last_corrupt);
 	q->generation = q->follow.generation;
+	sse_flush_reset(q->sse, q->generation, q->follow.cursor);
+}
+
+/* follow's observers: the view's changes, as they happen, go to the event streams. */
+static void
+on_applied(void *arg, uint64_t seq, const struct view_call *c)
+{
+	struct query *q = arg;
+	sse_applied(q->sse, seq, c, q->follow.generation);
+}
+
+static void
+on_gone(struct view_call *c, void *arg)
+{
+	struct query *q = arg;
+	sse_gone(q->sse, c, q->follow.cursor);
+}
+
+static void
+on_started_over(void *arg)
+{
+	struct query *q = arg;
+	sse_started_over(q->sse);
 }
 
 static void
@@ -136,6 +165,37 @@ not_modified(struct query *q, struct evhttp_request *req, uint64_t seq)
 	add_page_headers(req);
 	http_reply(req, 304, NULL);
 	return true;
+}
+
+/* Reads ?name=N into *v (left as it is when absent); answers 400 and returns false when N is not a
+ * decimal integer within [min, max]. */
+static bool
+query_u64(struct evhttp_request *req, const char *name, uint64_t min, uint64_t max, uint64_t *v)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (!qs)
+		return true;
+	struct evkeyvalq params;
+	bool ok = evhttp_parse_query_str(qs, &params) == 0;
+	const char *s = ok ? evhttp_find_header(&params, name) : NULL;
+	if (ok && s) {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(s, &end, 10);
+		ok = s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 && n >= min && n <= max;
+		if (ok)
+			*v = n;
+	}
+	evhttp_clear_headers(&params);
+	if (!ok) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "the query parameter %s must be an integer from %" PRIu64 " to %" PRIu64, name,
+		         min, max);
+		add_page_headers(req);
+		http_send_error(req, 400, "bad_query", msg, NULL);
+	}
+	return ok;
 }
 
 static bool
@@ -354,10 +414,18 @@ request_cb(struct evhttp_request *req, void *arg)
 		}
 		api_conversation(&q->out, c, &q->arena, &q->scratch);
 		send_buf(q, req, 200);
-	} else if (strcmp(path, "/api/calls") == 0) {
-		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD") || not_modified(q, req, seq))
+	} else if (strcmp(path, "/api/stream") == 0) {
+		if (!method_is(req, EVHTTP_REQ_GET, "GET"))
 			return;
-		api_calls(&q->out, &q->view, q->generation, seq);
+		add_page_headers(req);
+		sse_open(q->sse, req, &q->view, q->generation, q->follow.cursor, arena_tail(&q->arena, ARENA_FACTS));
+	} else if (strcmp(path, "/api/calls") == 0) {
+		uint64_t limit = QUERY_CALLS_PAGE, before = UINT64_MAX;
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD") ||
+		    !query_u64(req, "limit", 1, QUERY_CALLS_PAGE_MAX, &limit) ||
+		    !query_u64(req, "before", 0, UINT64_MAX, &before) || not_modified(q, req, seq))
+			return;
+		api_calls(&q->out, &q->view, q->generation, seq, (size_t)limit, before);
 		send_buf(q, req, 200);
 	} else if ((id = path_id(path, "/api/calls/", &idlen))) {
 		const struct view_call *c = view_find(&q->view, id, idlen);
@@ -369,9 +437,10 @@ request_cb(struct evhttp_request *req, void *arg)
 			http_send_error(req, 404, "not_found", "call not found", NULL);
 			return;
 		}
-		if (not_modified(q, req, c->changed_seq))
+		uint64_t after = API_ALL;
+		if (!query_u64(req, "after", 0, UINT64_MAX - 1, &after) || not_modified(q, req, c->changed_seq))
 			return;
-		api_call_detail(&q->out, c, q->generation, seq);
+		api_call_delta(&q->out, c, q->generation, seq, after);
 		send_buf(q, req, 200);
 	} else {
 		add_page_headers(req);
@@ -393,6 +462,10 @@ query_main(const struct config *cfg)
 	}
 	view_init(&q.view);
 	follow_init(&q.follow);
+	q.follow.applied = on_applied;
+	q.follow.gone = on_gone;
+	q.follow.started_over = on_started_over;
+	q.follow.arg = &q;
 	sync_arena(&q);
 
 	q.http = worker_loop_init(&q.loop, NULL, NULL, &q) == 0
@@ -400,7 +473,8 @@ query_main(const struct config *cfg)
 	                                   cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
 	                 : NULL;
 	q.base = q.loop.base;
-	if (!q.http) {
+	q.sse = q.http ? sse_hub_new(q.base, QUERY_STREAM_MAX_CLIENTS, QUERY_STREAM_BACKLOG) : NULL;
+	if (!q.http || !q.sse) {
 		log_msg(LOG_ERR, "cannot serve on the dashboard socket");
 		return 1;
 	}
@@ -416,6 +490,7 @@ query_main(const struct config *cfg)
 
 	while (q.resets)
 		pending_remove(&q, q.resets);
+	sse_hub_free(q.sse);
 	http_shared_unref(q.conversations);
 	evhttp_free(q.http);
 	event_free(q.doorbell_ev);

@@ -511,8 +511,8 @@ check_replay(struct writer *w)
 	}
 	buf_reset(&a);
 	buf_reset(&b);
-	api_calls(&a, &w->v, FUZZ_GENERATION, w->seq);
-	api_calls(&b, &r, FUZZ_GENERATION, w->seq);
+	api_calls(&a, &w->v, FUZZ_GENERATION, w->seq, SIZE_MAX, UINT64_MAX);
+	api_calls(&b, &r, FUZZ_GENERATION, w->seq, SIZE_MAX, UINT64_MAX);
 	REQUIRE(!a.failed && !b.failed, "out of memory");
 	struct event_secrets header = header_secrets(w);
 	require_json("api_calls", a.data, a.len, true);

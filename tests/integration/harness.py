@@ -274,6 +274,26 @@ def raw_request(port, head, chunks=(), gap=0.0, timeout=10.0):
         s.close()
 
 
+def early_answer(port, head, first, wait=2.0):
+    """Sends head and the first part of a body, then nothing: returns the answer if one comes within
+    `wait` seconds (a server that answers only once the whole body is in gives None)."""
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    try:
+        try:
+            s.sendall(head)
+            s.sendall(first)
+        except OSError:
+            pass
+        try:
+            status, hs, body = _read_response(s, t0 + wait)
+        except OSError:
+            return None
+        return Resp(status, hs, body, time.monotonic() - t0)
+    finally:
+        s.close()
+
+
 def webhook_head(port, length, extra=b""):
     return (b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
             b"x-interactly-secret: test-secret\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n"

@@ -89,6 +89,9 @@ class Checker:
         except Exception as e:  # noqa: BLE001
             t.ok(False, "%s: answered %d %s" % (desc, status, code), "transport error: %r" % e)
             return None
+        if r is None:
+            t.ok(False, "%s: answered %d %s" % (desc, status, code), "no answer in time")
+            return None
         t.eq((r.status, (H.try_json(r.body)[0] or {}).get("code") if r.body else None), (status, code),
              "%s: answered %d with code %s" % (desc, status, code), lambda: repr(r))
         v, err = H.try_json(r.body)
@@ -161,6 +164,15 @@ def scenario_refused(ctx):
         chead = (b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
         c.refused("a 5 MiB chunked body (limit 4 MiB)", 413, "too_large", lambda: H.raw_request(d.wport, chead, [chunked]))
+        huge = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n"
+                b"Connection: close\r\n\r\n")
+        c.refused("a Content-Length beyond 2^64", 413, "too_large", lambda: H.raw_request(d.wport, huge, [], timeout=5))
+        # 4.5 MiB of a chunked body are sent, then nothing: the 413 must not wait for the rest.
+        r = c.refused("a chunked body that passes the limit, the rest never sent", 413, "too_large",
+                      lambda: H.early_answer(d.wport, chead, chunked[:len(chunked) - (512 << 10)], wait=3.0))
+        # A chunk announced larger than the limit is refused before its data comes.
+        r = c.refused("one chunk announced larger than the limit, its data never sent", 413, "too_large",
+                      lambda: H.early_answer(d.wport, chead, b"%x\r\n" % (5 << 20), wait=3.0))
         # Encodings.
         ev = jbytes(status_event("enc-call", "queued"))
         c.refused("Content-Encoding: br", 415, "unsupported_encoding", post(d, ev, {"Content-Encoding": "br"}))
@@ -183,6 +195,12 @@ def scenario_refused(ctx):
         amb = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
                b"Connection: close\r\n\r\n{}")
         c.refused("two Content-Length headers", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, amb))
+        both = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        c.refused("Content-Length with Transfer-Encoding", 400, "bad_request", lambda: H.raw_request(d.wport, both))
+        tgz = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+               b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        c.refused("Transfer-Encoding: gzip, chunked", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, tgz))
         # What was stored before is intact.
         v, _ = H.try_json(d.conversation("kept-call").body)
         t.eq([m["text"] for m in (v or {}).get("messages", [])], ["kept before the bad input"],

@@ -419,6 +419,55 @@ START_TEST(test_messages_dedup_and_update)
 	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"one, corrected\"}]}}");
 	ck_assert_uint_eq(h.nitems, 0);
 	ck_assert_uint_eq(c->nmsg, 2);
+	/* a reply that a newer update moved into a skipped list does not come back as a bubble from an
+	 * older update; a message never seen does (a sender may send each message once) */
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041345000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"u2\",\"role\":\"user\",\"text\":\"wait\",\"skippedAssistantMessages\":["
+	           "{\"messageId\":\"moved\",\"text\":\"interrupted later\"}]}]}}");
+	ck_assert_uint_eq(c->nmsg, 3);
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041338000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"a\",\"role\":\"user\",\"text\":\"one\"},"
+	           "{\"messageId\":\"moved\",\"role\":\"assistant\",\"text\":\"interrupted later\"}]}}");
+	ck_assert_uint_eq(h.nitems, 0);
+	ck_assert_uint_eq(c->nmsg, 3);
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"timestamp\":1784041339000,\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"late\",\"role\":\"user\",\"text\":\"sent once, arrived late\"}]}}");
+	ck_assert_uint_eq(c->nmsg, 4);
+	/* one without a timestamp cannot be judged stale: its new messages count */
+	h_post(&h, "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"M\"},\"messages\":["
+	           "{\"messageId\":\"c\",\"role\":\"user\",\"text\":\"three\"}]}}");
+	ck_assert_uint_eq(c->nmsg, 5);
+	h_free(&h);
+}
+END_TEST
+
+/* The newest report stands: an older one, by the event's own time, does not replace it. */
+START_TEST(test_report_newest_stands)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"end-of-call-report\",\"timestamp\":1784041330100,\"call\":{\"id\":\"R\"},"
+	           "\"analysis\":{\"summary\":\"first\"}}}");
+	h_post(&h, "{\"message\":{\"type\":\"end-of-call-report\",\"timestamp\":1784041330200,\"call\":{\"id\":\"R\"},"
+	           "\"analysis\":{\"summary\":\"newest\"}}}");
+	struct view_call *c = view_find(&h.v, "R", 1);
+	ck_assert_ptr_nonnull(strstr(c->report, "newest"));
+	ck_assert_int_eq(c->report_ts, 1784041330200LL);
+	h_post(&h, "{\"message\":{\"type\":\"end-of-call-report\",\"timestamp\":1784041330050,\"call\":{\"id\":\"R\"},"
+	           "\"analysis\":{\"summary\":\"older\"}}}");
+	ck_assert_ptr_nonnull(strstr(c->report, "newest"));
+	ck_assert_uint_eq(h.nitems, 0);
+	/* a snapshot keeps the report's time, so the rule survives the call being re-appended */
+	struct buf snap = BUF_INIT;
+	ck_assert_int_eq(event_snapshot(&snap, c, h.seq), 0);
+	struct event_fact f;
+	ck_assert_int_eq(event_fact_decode(snap.data, snap.len, &f), 0);
+	struct view v2;
+	view_init(&v2);
+	ck_assert_int_eq(view_apply(&v2, h.seq, 1, UINT64_MAX, &f), 0);
+	ck_assert_int_eq(view_find(&v2, "R", 1)->report_ts, 1784041330200LL);
+	view_clear(&v2);
+	buf_free(&snap);
 	h_free(&h);
 }
 END_TEST
@@ -629,7 +678,7 @@ START_TEST(test_record_truncation_never_misread)
 	struct event_msg_item mi = { .ts = 6, .evt_ts = 7, .updated = EVENT_ORIGIN_SELF, .key = "k", .key_len = 1, .role = "user", .role_len = 4,
 	                             .text = "hello", .text_len = 5, .extra = "{\"skipped\":[]}", .extra_len = 14 };
 	event_enc_message(&e, &mi);
-	event_enc_report(&e, "{}", 2);
+	event_enc_report(&e, "{}", 2, EVENT_TS_NONE);
 	event_enc_alert(&e, EVENT_ALERT_ERROR, 7, "{\"a\":1}", 7);
 	ck_assert(event_enc_end(&e));
 	struct event_fact f;
@@ -690,6 +739,7 @@ event_suite(void)
 	tcase_add_test(tc, test_status_order_and_terminal);
 	tcase_add_test(tc, test_messages_dedup_and_update);
 	tcase_add_test(tc, test_skipped_replies);
+	tcase_add_test(tc, test_report_newest_stands);
 	tcase_add_test(tc, test_vapi_shape);
 	tcase_add_test(tc, test_legacy_shape);
 	tcase_add_test(tc, test_error_alert);
