@@ -20,12 +20,15 @@ struct name {
 #define NAME(x) { x, sizeof(x) - 1 }
 
 /* Keys whose values are secrets wherever they appear (compared case-insensitively). */
-static const struct name secret_keys[] = {
-	NAME("secret"),        NAME("x-interactly-secret"), NAME("x-vapi-secret"), NAME("authorization"),
-	NAME("proxy-authorization"), NAME("apikey"),        NAME("api_key"),       NAME("api-key"),
-	NAME("password"),      NAME("access_token"),        NAME("refresh_token"), NAME("bearer_token"),
-	NAME("client_secret"), NAME("private_key"),         NAME("credential"),
+/* Keys whose values are secrets, whatever their case and separators (accessToken, x-api-key,
+ * client_secret): the key with its letters and digits only, lowered, holds one of these ... */
+static const char *const secret_parts[] = {
+	"secret", "password", "passwd", "apikey", "authorization", "privatekey", "credential", "accesskey",
+	"cookie", "signingkey",
 };
+/* ... or ends with this (token, accessToken, refresh_token; not promptTokens, a usage count). */
+#define SECRET_SUFFIX "token"
+#define SECRET_KEY_MIN 5
 /* Objects whose "headers" member echoes the request headers the platform sends us. */
 static const struct name server_keys[] = { NAME("assistantServer"), NAME("server") };
 static const struct name headers_key[] = { NAME("headers") };
@@ -237,6 +240,36 @@ copy_cut(char *dst, size_t max, const char *s, size_t n)
 	return k;
 }
 
+/* Whether an object's key names a secret (see secret_parts). */
+static bool
+key_is_secret(const struct json_doc *d, int key)
+{
+	const jsmntok_t *t = &d->tok[key];
+	const char *s = d->text + t->start;
+	size_t n = (size_t)(t->end - t->start);
+	char tmp[3 * KEY_MAX_ESCAPED + 1], norm[3 * KEY_MAX_ESCAPED + 1];
+	if (n < SECRET_KEY_MIN || n > KEY_MAX_ESCAPED)
+		return false;
+	if (memchr(s, '\\', n)) {
+		n = json_unescape(s, n, tmp, NULL);
+		s = tmp;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= 'A' && c <= 'Z')
+			norm[k++] = (char)(c - 'A' + 'a');
+		else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+			norm[k++] = c;
+	}
+	norm[k] = '\0';
+	for (size_t i = 0; i < COUNT(secret_parts); i++)
+		if (strstr(norm, secret_parts[i]))
+			return true;
+	size_t sl = sizeof(SECRET_SUFFIX) - 1;
+	return k >= sl && memcmp(norm + k - sl, SECRET_SUFFIX, sl) == 0;
+}
+
 static bool
 key_is(const struct json_doc *d, int key, const struct name *names, size_t count, bool nocase)
 {
@@ -310,7 +343,7 @@ walk(struct ctx *x, int tok)
 	                 key_is(d, parent_key, server_keys, COUNT(server_keys), false);
 	for (int k = json_first(d, tok); k >= 0; k = json_after(d, tok, k)) {
 		int v = k + 1;
-		if (key_is(d, k, secret_keys, COUNT(secret_keys), true)) {
+		if (key_is_secret(d, k)) {
 			mark_value(x, v);
 		} else if (in_server && key_is(d, k, headers_key, 1, false)) {
 			mark_value(x, v);

@@ -227,6 +227,28 @@ START_TEST(test_redaction)
 }
 END_TEST
 
+/* Keys that name secrets are found whatever their case and separators; usage counts are not secrets. */
+START_TEST(test_secret_key_names)
+{
+	struct harness h;
+	h_init(&h);
+	const char *b = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"K\",\"status\":\"queued\","
+	                "\"metadata\":{\"accessToken\":\"v-1\",\"privateKey\":\"v-2\",\"clientSecret\":\"v-3\","
+	                "\"webhookSecret\":\"v-4\",\"x-api-key\":\"v-5\",\"token\":\"v-6\",\"Refresh_Token\":\"v-7\","
+	                "\"\\u0061piKey\":\"v-8\",\"promptTokens\":123,\"tokensUsed\":9,\"note\":\"kept\"}}}}";
+	h_post(&h, b);
+	for (int i = 1; i <= 8; i++) {
+		char v[8];
+		snprintf(v, sizeof(v), "\"v-%d\"", i);
+		ck_assert_msg(memmem(h.body.data, h.body.len, v, strlen(v)) == NULL, "%s is stored", v);
+	}
+	static const char *const kept[] = { "\"promptTokens\":123", "\"tokensUsed\":9", "\"note\":\"kept\"" };
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		ck_assert_msg(memmem(h.body.data, h.body.len, kept[i], strlen(kept[i])) != NULL, "%s is not kept", kept[i]);
+	h_free(&h);
+}
+END_TEST
+
 /* A secret echoed with JSON escapes is the same secret to every reader of the JSON: it goes too. */
 START_TEST(test_escaped_secret_echoes)
 {
@@ -733,6 +755,7 @@ event_suite(void)
 	tcase_add_test(tc, test_redaction);
 	tcase_add_test(tc, test_short_secret_redacted_in_place_only);
 	tcase_add_test(tc, test_escaped_secret_echoes);
+	tcase_add_test(tc, test_secret_key_names);
 	tcase_add_test(tc, test_cut_at_character);
 	tcase_add_test(tc, test_unattributed);
 	tcase_add_test(tc, test_unknown_type_changes_nothing);
