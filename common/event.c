@@ -507,6 +507,8 @@ build_report(struct ctx *x, int msg, int call, struct buf *out)
 {
 	const struct json_doc *d = x->d;
 	int analysis = json_obj_get(d, msg, "analysis");
+	if (!json_is_object(d, analysis))
+		analysis = json_obj_get(d, call, "analysis"); /* the 2025 shape */
 	int cost = json_obj_get(d, call, "cost");
 	int artifact = json_obj_get(d, msg, "artifact");
 	bool first = true;

@@ -17,7 +17,7 @@ http_encoding_parse(const char *value)
 	size_t n = strlen(value);
 	while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
 		n--;
-	if (n == 8 && strncasecmp(value, "identity", 8) == 0)
+	if (n == 0 || (n == 8 && strncasecmp(value, "identity", 8) == 0)) /* an empty header names no coding */
 		return HTTP_ENC_IDENTITY;
 	if ((n == 4 && strncasecmp(value, "gzip", 4) == 0) || (n == 6 && strncasecmp(value, "x-gzip", 6) == 0))
 		return HTTP_ENC_GZIP;
@@ -34,8 +34,13 @@ http_inflate(enum http_encoding enc, const void *in, size_t n, size_t cap, struc
 		return HTTP_INFLATE_BAD;
 	z_stream z;
 	memset(&z, 0, sizeof(z));
-	/* 16 + MAX_WBITS: gzip wrapper; MAX_WBITS: zlib wrapper. */
-	if (inflateInit2(&z, enc == HTTP_ENC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK)
+	/* 16 + MAX_WBITS: gzip wrapper; MAX_WBITS: zlib wrapper, which "deflate" names; some senders
+	 * send the bare stream instead (-MAX_WBITS), told apart by the zlib header's check bits, as
+	 * browsers do. */
+	const unsigned char *h = in;
+	bool zlib_header = n >= 2 && (h[0] & 0x0f) == Z_DEFLATED && ((unsigned)h[0] << 8 | h[1]) % 31 == 0;
+	int bits = enc == HTTP_ENC_GZIP ? 16 + MAX_WBITS : zlib_header ? MAX_WBITS : -MAX_WBITS;
+	if (inflateInit2(&z, bits) != Z_OK)
 		return HTTP_INFLATE_NOMEM;
 	enum http_inflate_status st = HTTP_INFLATE_OK;
 	const unsigned char *p = in;

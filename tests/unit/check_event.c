@@ -494,6 +494,22 @@ START_TEST(test_report_newest_stands)
 }
 END_TEST
 
+/* The 2025 shape keeps the analysis inside the call object. */
+START_TEST(test_legacy_report_analysis)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"end-of-call-report\",\"call\":{\"id\":\"L\",\"analysis\":"
+	           "{\"summary\":\"legacy summary\",\"successEvaluation\":\"true\"}}}}");
+	struct view_call *c = view_find(&h.v, "L", 1);
+	ck_assert_ptr_nonnull(c->report);
+	ck_assert_ptr_nonnull(strstr(c->report, "\"summary\":\"legacy summary\""));
+	ck_assert_ptr_nonnull(strstr(c->report, "\"successEvaluation\":\"true\""));
+	ck_assert(c->ended);
+	h_free(&h);
+}
+END_TEST
+
 START_TEST(test_skipped_replies)
 {
 	struct harness h;
@@ -763,6 +779,7 @@ event_suite(void)
 	tcase_add_test(tc, test_messages_dedup_and_update);
 	tcase_add_test(tc, test_skipped_replies);
 	tcase_add_test(tc, test_report_newest_stands);
+	tcase_add_test(tc, test_legacy_report_analysis);
 	tcase_add_test(tc, test_vapi_shape);
 	tcase_add_test(tc, test_legacy_shape);
 	tcase_add_test(tc, test_error_alert);

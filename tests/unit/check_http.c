@@ -49,7 +49,7 @@ START_TEST(test_encoding_names)
 	ck_assert_int_eq(http_encoding_parse("br"), HTTP_ENC_UNKNOWN);
 	ck_assert_int_eq(http_encoding_parse("gzip, br"), HTTP_ENC_UNKNOWN);
 	ck_assert_int_eq(http_encoding_parse("gzipx"), HTTP_ENC_UNKNOWN);
-	ck_assert_int_eq(http_encoding_parse(""), HTTP_ENC_UNKNOWN);
+	ck_assert_int_eq(http_encoding_parse(""), HTTP_ENC_IDENTITY); /* an empty header names no coding */
 }
 END_TEST
 
@@ -84,6 +84,10 @@ START_TEST(test_inflate)
 	ck_assert_int_eq(http_inflate(HTTP_ENC_GZIP, two.data, two.len, 4096, &out), HTTP_INFLATE_OK);
 	ck_assert(out.len == n && memcmp(out.data, doc, n) == 0);
 	deflate_into(doc, n, 15, &z);
+	ck_assert_int_eq(http_inflate(HTTP_ENC_DEFLATE, z.data, z.len, 4096, &out), HTTP_INFLATE_OK);
+	ck_assert(out.len == n && memcmp(out.data, doc, n) == 0);
+	/* "deflate" sent as the bare stream, without the zlib wrapper, as some senders do */
+	deflate_into(doc, n, -15, &z);
 	ck_assert_int_eq(http_inflate(HTTP_ENC_DEFLATE, z.data, z.len, 4096, &out), HTTP_INFLATE_OK);
 	ck_assert(out.len == n && memcmp(out.data, doc, n) == 0);
 	/* a bomb: 64 MiB of zeros in a few kilobytes stops at the cap, having produced no more */
