@@ -1,9 +1,10 @@
 /* liveevents dashboard.
  *
  * Two halves that only talk through plain data:
- *   - the data layer (Api, PollingFeed) fetches JSON from the daemon and hands snapshots on;
- *   - the controller/view keeps what is on screen in sync with those snapshots, incrementally.
- * A Server-Sent Events feed can later replace PollingFeed: it only has to call the same handlers.
+ *   - the data layer (Api, StreamFeed, PollingFeed) gets JSON from the daemon and hands it on:
+ *     StreamFeed follows /api/stream (each change pushed as it is committed, resumed after a drop
+ *     with Last-Event-ID) and falls back to PollingFeed when the stream cannot be opened;
+ *   - the controller/view keeps what is on screen in sync with what arrives, incrementally.
  *
  * Every string that comes from the API is put on the page as text (textContent, createTextNode,
  * option.text, title): never as markup. This file never touches innerHTML.
@@ -17,6 +18,7 @@
   const BOTTOM_SLACK_PX = 8;
   const CLAMP_CHARS = 4000;     // longer messages are shown folded, with a "show all" toggle
   const SLOW_REPLY_MS = 3000;   // an assistant reply slower than this gets a latency hint
+  const STREAM_FAILS_BEFORE_POLLING = 3;  // stream attempts that never opened before we poll instead
 
   /* ------------------------------------------------------------------------------------------ */
   /* Data layer                                                                                 */
@@ -54,6 +56,92 @@
       return Api.request('api/conversations', { method: 'DELETE' });
     },
   };
+
+  /* Follows GET /api/stream. handlers: onSnapshot(body) with the call list whenever the stream
+     (re)starts from scratch, onCall(data) for each change, onGone(id), onConnection(up, reason).
+     The browser's EventSource reconnects by itself and sends Last-Event-ID, so a drop or a daemon
+     restart costs only what was missed; a "reset" (another generation, or too far behind) makes
+     us fetch the list again. A stream that cannot be opened hands over to polling. */
+  class StreamFeed {
+    constructor(handlers, fallback) {
+      this.handlers = handlers;
+      this.fallback = fallback;
+      this.source = null;
+      this.opened = false;
+      this.fails = 0;
+      this.polling = false;
+      this.listToken = 0;
+    }
+    start() {
+      if (typeof EventSource !== 'function') {
+        this.poll('this browser has no EventSource');
+        return;
+      }
+      const src = new EventSource('api/stream');
+      this.source = src;
+      src.onopen = () => {
+        this.opened = true;
+        this.fails = 0;
+        this.handlers.onConnection(true, '');
+      };
+      src.onerror = () => {
+        if (src.readyState === EventSource.CLOSED || (!this.opened && ++this.fails >= STREAM_FAILS_BEFORE_POLLING)) {
+          // Refused (not a stream, too many streams) or never reachable: poll instead.
+          src.close();
+          this.poll('the event stream cannot be opened');
+          return;
+        }
+        this.handlers.onConnection(false, 'reconnecting to the event stream');
+      };
+      const on = (type, fn) => src.addEventListener(type, (ev) => {
+        let data = null;
+        try {
+          data = JSON.parse(ev.data);
+        } catch (_) {
+          return;
+        }
+        try {
+          fn(data);
+        } catch (e) {
+          console.error('liveevents: cannot show the update', e);
+        }
+      });
+      // A fresh start, a catch-up that ended, or a new generation: the list from the API, once.
+      on('hello', () => this.list());
+      on('synced', () => this.list());
+      on('reset', () => this.list());
+      on('call', (d) => this.handlers.onCall(d));
+      on('gone', (d) => this.handlers.onGone(d.id));
+    }
+    poll(reason) {
+      if (this.polling) return;
+      this.polling = true;
+      this.source = null;
+      console.info('liveevents: polling: ' + reason);
+      this.fallback.start();
+    }
+    async list() {
+      const token = ++this.listToken;
+      const r = await Api.calls().catch(() => null);
+      if (token !== this.listToken) return;   // a later start superseded this one
+      if (!r || !r.ok || !r.body || !Array.isArray(r.body.calls)) {
+        setTimeout(() => { if (token === this.listToken) this.list(); }, MAX_RETRY_MS);
+        return;
+      }
+      this.handlers.onSnapshot(r.body);
+    }
+    now() {
+      if (this.polling) this.fallback.now();
+      else this.list();
+    }
+    invalidate() {
+      if (this.polling) this.fallback.invalidate();
+      else this.listToken += 1;
+    }
+    get mode() {
+      return this.polling ? 'polling' : 'stream';
+    }
+  }
 
   function errorText(r) {
     if (r && r.body && typeof r.body.error === 'string' && r.body.error) return r.body.error;
@@ -814,18 +902,26 @@
       let entry = view.entries.get(key);
       if (!entry) {
         const row = buildRow(m, prev);
-        entry = { row, skippedSig: skippedSig(m) };
+        entry = { row, skippedSig: skippedSig(m), text: m.text };
         view.entries.set(key, entry);
         if (row) {
           box.insertBefore(row, anchor ? anchor.nextSibling : box.firstChild);
           if (row.querySelector('.bubble')) added += 1;
         }
+      } else if (entry.row && entry.text !== m.text) {
+        // A newer event changed its text: the row is built again where it stands.
+        const row = buildRow(m, prev);
+        if (row) entry.row.replaceWith(row);
+        else entry.row.remove();
+        entry.row = row;
+        entry.skippedSig = skippedSig(m);
       } else if (entry.row && skippedSig(m) !== entry.skippedSig) {
         entry.skippedSig = skippedSig(m);
         const old = entry.row.querySelector('.skipped');
         if (old) old.remove();
         if (entry.skippedSig) entry.row.append(buildSkipped(m));
       }
+      entry.text = m.text;
       if (entry.row) anchor = entry.row;
       prev = m;
     }
@@ -1027,6 +1123,8 @@
     }
   }
 
+  /* Paused: what arrives is applied to the state and counted, but the page stays as it is until
+     Resume renders the state, which then holds everything, once. */
   function onSnapshot(body) {
     if (state.paused) {
       state.pendingSnapshot = body;
@@ -1037,6 +1135,95 @@
     applySnapshot(body);
     renderList();
     ensureDetail(false);
+  }
+
+  /* One change from the stream: the call's summary, and what changed in it (detail.after says
+     since when). Merging is idempotent, so a change seen twice (a list fetched while the stream
+     was already running, a catch-up after a drop) shows once. */
+  function mergeDetail(have, delta) {
+    const d = Object.assign({}, have);
+    for (const k of ['status', 'customer', 'ended', 'ended_by', 'ended_reason', 'resumed', 'first_seq']) {
+      if (k in delta) d[k] = delta[k];
+    }
+    d.last_seq = Math.max(have.last_seq || 0, delta.last_seq || 0);
+    d.seq = Math.max(have.seq || 0, delta.seq || 0);
+    if (Array.isArray(delta.statuses) && delta.statuses.length) d.statuses = delta.statuses;
+    if ('report' in delta) d.report = delta.report;
+    if (Array.isArray(delta.messages) && delta.messages.length) {
+      const msgs = Array.isArray(have.messages) ? have.messages.slice() : [];
+      const at = new Map(msgs.map((m, i) => [m.messageId, i]));
+      for (const m of delta.messages) {
+        if (at.has(m.messageId)) msgs[at.get(m.messageId)] = m;
+        else {
+          at.set(m.messageId, msgs.length);
+          msgs.push(m);
+        }
+      }
+      d.messages = msgs;
+    }
+    if (Array.isArray(delta.alerts) && delta.alerts.length) {
+      const alerts = Array.isArray(have.alerts) ? have.alerts.slice() : [];
+      const seen = new Set(alerts.map((a) => a.seq));
+      for (const a of delta.alerts) if (!seen.has(a.seq)) alerts.push(a);
+      d.alerts = alerts;
+    }
+    return d;
+  }
+
+  function onCall(data) {
+    const c = data && data.summary;
+    const delta = data && data.detail;
+    if (!c || typeof c.id !== 'string' || !delta) return;
+    if (state.pendingSnapshot) {
+      // Paused with a list waiting: the change joins it, so Resume shows both.
+      const calls = state.pendingSnapshot.calls.filter((x) => x.id !== c.id);
+      calls.push(c);
+      state.pendingSnapshot = Object.assign({}, state.pendingSnapshot, { calls });
+    }
+    if (typeof delta.generation === 'string' && state.generation !== null && delta.generation !== state.generation) {
+      return;   // the reset that comes with a new generation brings the list
+    }
+    const known = state.byId.get(c.id);
+    if (!known || !isNum(known.last_seq) || c.last_seq >= known.last_seq) {
+      const calls = state.calls.filter((x) => x.id !== c.id);
+      calls.push(c);
+      calls.sort((a, b) => newness(b) - newness(a));
+      state.calls = calls;
+      state.byId.set(c.id, c);
+      state.cleared = false;
+    }
+    if (state.follow && newestId() !== state.selectedId) {
+      state.selectedId = newestId();
+      detailToken += 1;
+      detailInflight = null;
+      if (!state.paused) {
+        renderList();
+        ensureDetail(false);
+      } else {
+        state.pendingWhilePaused += 1;
+        renderIndicator();
+      }
+      return;
+    }
+    const have = state.detail && state.detail.id === c.id && state.detail.generation === delta.generation
+      ? state.detail : null;
+    if (have) state.detail = mergeDetail(have, delta);
+    if (state.paused) {
+      state.pendingWhilePaused += 1;
+      renderIndicator();
+      return;
+    }
+    renderList();
+    if (have) renderDetail();
+    else if (c.id === state.selectedId) ensureDetail(false);
+  }
+
+  function onGone(id) {
+    state.calls = state.calls.filter((x) => x.id !== id);
+    state.byId.delete(id);
+    if (state.paused) return;
+    renderList();
+    forget(id);
   }
 
   function onConnection(up, reason, denied) {
@@ -1156,7 +1343,9 @@
     if (!state.paused && !detailInflight) ensureDetail(false);
   }
 
-  const feed = new PollingFeed({ onSnapshot, onIdle, onConnection });
+  const feed = new StreamFeed({ onSnapshot, onCall, onGone, onConnection },
+    new PollingFeed({ onSnapshot, onIdle, onConnection }));
+  window.liveeventsFeed = () => feed.mode;   // for tests and curious users: 'stream' or 'polling'
 
   function init() {
     $('pauseBtn').addEventListener('click', () => setPaused(!state.paused));

@@ -223,7 +223,7 @@ async function main() {
     });
     page.on('response', async (r) => {
       const url = r.url();
-      if (!url.startsWith(daemon.dashUrl)) return;
+      if (!url.startsWith(daemon.dashUrl) || url.includes('/api/stream')) return;
       if (/\/api\/calls$/.test(url)) {
         // What went over the wire: the page sees a 304 revalidation as 200 from its cache.
         const inm = (await r.request().allHeaders())['if-none-match'];
@@ -519,14 +519,13 @@ async function main() {
     await page.screenshot({ path: join(shots, '05-call-A-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
 
-    await tap.check('an idle dashboard polls with conditional requests: unchanged lists come back as 304', async () => {
+    await tap.check('an idle dashboard follows the event stream and polls nothing', async () => {
+      assertEqual(await page.evaluate(() => window.liveeventsFeed()), 'stream', 'feed');
       const since = Date.now();
       await page.waitForTimeout(2500);
       const polls = apiStatuses.filter((x) => x.at >= since);
-      assert(polls.length >= 2, `only ${polls.length} polls in 2.5 s`);
-      assert(polls.every((x) => x.inm && x.inm === x.etag && x.bodyBytes === 0),
-        `not revalidated for free: ${JSON.stringify(polls)}`);
-      tap.comment(`${polls.length} idle polls, each revalidated with If-None-Match and answered without a body`);
+      assertEqual(polls.length, 0, `list requests while idle: ${JSON.stringify(polls)}`);
+      tap.comment('idle for 2.5 s: no request, the open stream carries every change');
     });
 
     await tap.check('the redacted secrets of fixture 01 appear nowhere in the page or in API answers it fetched', async () => {
@@ -667,17 +666,20 @@ async function main() {
       assert(pageErrors.length === 0, `page errors:\n${pageErrors.join('\n')}`);
     });
 
-    await tap.check('an unreachable API shows "reconnecting…", and the page recovers by itself', async () => {
+    await tap.check('with the daemon stopped the page says "reconnecting…", and recovers by itself when it is back', async () => {
       expectNetworkErrors = true;
-      await page.route('**/api/**', (route) => route.abort('connectionrefused'));
+      const before = await probe(page);
+      await daemon.stop();
       try {
         const s = await until('reconnecting', () => probe(page), (p) => p.conn === 'down', 5000);
         assert(/reconnecting/i.test(s.connText), `indicator says ${s.connText}`);
         await page.screenshot({ path: join(shots, '07-reconnecting.png') });
       } finally {
-        await page.unroute('**/api/**');
+        await daemon.start();
       }
-      await until('live again', () => probe(page), (p) => p.conn === 'live', 8000);
+      const after = await until('live again', () => probe(page), (p) => p.conn === 'live', 8000);
+      assertEqual(after.calls, before.calls, 'the calls shown');
+      assertEqual(after.bubbles.length, before.bubbles.length, 'the bubbles shown');
       expectNetworkErrors = false;
     });
 
