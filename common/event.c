@@ -418,7 +418,12 @@ scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *
 	for (int i = 0; i < sec->n; i++)
 		if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && json_safe(sec->v[i], sec->len[i]))
 			replace_all(eb, b, sec->v[i], sec->len[i]);
-	if (!memchr(b->data, '\\', b->len))
+	/* A string with broken UTF-8 is served repaired, its broken bytes as U+FFFD: a secret holding
+	 * U+FFFD could appear only then, so such strings are read as served too. */
+	bool repl = false;
+	for (int i = 0; i < sec->n && !repl; i++)
+		repl = sec->len[i] >= EVENT_SECRET_MIN_SCRUB && memmem(sec->v[i], sec->len[i], "\xEF\xBF\xBD", 3);
+	if (!memchr(b->data, '\\', b->len) && !repl)
 		return;
 	struct buf *str = &eb->scrub_str, *out = &eb->scrub_out;
 	const char *p = b->data, *end = b->data + b->len, *copied = p;
@@ -430,6 +435,8 @@ scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *
 			if (*p == '\\') {
 				escaped = true;
 				p++;
+			} else if (repl && (unsigned char)*p >= 0x80) {
+				escaped = true;
 			}
 			p++;
 		}

@@ -285,6 +285,39 @@ START_TEST(test_escaped_secret_echoes)
 }
 END_TEST
 
+/* A secret holding U+FFFD would appear when a string with broken UTF-8 is served repaired: such
+ * strings are read as served (found by the fuzz target). */
+START_TEST(test_secret_with_replacement_char)
+{
+	struct harness h;
+	h_init(&h);
+	struct event_secrets sec = { 0 };
+	const char *hdr = "s8\xEF\xBF\xBD\xEF\xBF\xBDxy";
+	event_secrets_add(&sec, hdr, strlen(hdr));
+	const char *b = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"Q\",\"status\":\"queued\","
+	                "\"note\":\"s8\xFF\xFFxy\"}}}";
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, b, strlen(b), NULL), JSON_OK);
+	ck_assert_int_eq(event_build(&h.eb, &d, b, &h.v, &sec, &h.fact, &h.body, &h.res), 0);
+	json_free(&d);
+	struct buf served = BUF_INIT;
+	json_write_sanitized(&served, h.body.data, h.body.len);
+	ck_assert_int_eq(json_parse(&d, served.data, served.len, NULL), JSON_OK);
+	for (int i = 0; i < d.ntok; i++) {
+		if (!json_is_string(&d, i))
+			continue;
+		size_t n;
+		char *u = json_strdup(&d, i, &n, NULL);
+		ck_assert_msg(memmem(u, n, hdr, strlen(hdr)) == NULL, "the served string %d holds the secret", i);
+		free(u);
+	}
+	json_free(&d);
+	buf_free(&served);
+	event_secrets_clear(&sec);
+	h_free(&h);
+}
+END_TEST
+
 /* A string longer than its limit is cut where a character ends, never inside one. */
 START_TEST(test_cut_at_character)
 {
@@ -773,6 +806,7 @@ event_suite(void)
 	tcase_add_test(tc, test_escaped_secret_echoes);
 	tcase_add_test(tc, test_secret_key_names);
 	tcase_add_test(tc, test_cut_at_character);
+	tcase_add_test(tc, test_secret_with_replacement_char);
 	tcase_add_test(tc, test_unattributed);
 	tcase_add_test(tc, test_unknown_type_changes_nothing);
 	tcase_add_test(tc, test_status_order_and_terminal);
