@@ -36,6 +36,10 @@ static const char usage_text[] =
 	"                                arena is full (default 7200)\n"
 	"  --log-refusals N              log at most N refused requests of a kind per 10 s, then\n"
 	"                                count the rest (default 10; 0: log every one)\n"
+	"  --stream-clients N            open event streams (GET /api/stream) allowed (default 256)\n"
+	"  --stream-backlog SIZE         unsent bytes a stream client may hold before it is dropped\n"
+	"                                and told to reconnect (default 1M)\n"
+	"  --stream-heartbeat SECONDS    a comment on idle streams this often (default 15)\n"
 	"  --restart-backoff MS          delay before restarting a dead worker (default 100)\n"
 	"  --restart-backoff-max MS      longest delay after repeated deaths (default 5000)\n"
 	"  --restart-limit N             restarts allowed per worker per interval, 0 = no limit (default 10)\n"
@@ -62,6 +66,9 @@ enum {
 	OPT_RESTART_INTERVAL,
 	OPT_SECRET_FILE,
 	OPT_LOG_REFUSALS,
+	OPT_STREAM_CLIENTS,
+	OPT_STREAM_BACKLOG,
+	OPT_STREAM_HEARTBEAT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -83,6 +90,9 @@ static const struct option options[] = {
 	{ "restart-interval", required_argument, NULL, OPT_RESTART_INTERVAL },
 	{ "webhook-secret-file", required_argument, NULL, OPT_SECRET_FILE },
 	{ "log-refusals", required_argument, NULL, OPT_LOG_REFUSALS },
+	{ "stream-clients", required_argument, NULL, OPT_STREAM_CLIENTS },
+	{ "stream-backlog", required_argument, NULL, OPT_STREAM_BACKLOG },
+	{ "stream-heartbeat", required_argument, NULL, OPT_STREAM_HEARTBEAT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -198,6 +208,9 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	c->call_idle_ms = (uint64_t)CONFIG_DEFAULT_CALL_IDLE_S * 1000;
 	c->stop_timeout_ms = CONFIG_DEFAULT_STOP_TIMEOUT_MS;
 	c->log_refusals = LOG_LIMIT_BURST;
+	c->stream_clients = CONFIG_DEFAULT_STREAM_CLIENTS;
+	c->stream_backlog = CONFIG_DEFAULT_STREAM_BACKLOG;
+	c->stream_heartbeat = CONFIG_DEFAULT_STREAM_HEARTBEAT;
 
 	opterr = 0;
 	optind = 1;
@@ -239,6 +252,25 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 		case OPT_REQ_TIMEOUT:
 			if (parse_uint(optarg, 3600, &c->request_timeout) < 0 || c->request_timeout == 0) {
 				snprintf(err, errlen, "bad --request-timeout '%s' (1 to 3600 seconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_STREAM_CLIENTS:
+			if (parse_uint(optarg, 100000, &c->stream_clients) < 0) {
+				snprintf(err, errlen, "bad --stream-clients '%s' (0 to 100000; 0 turns the stream off)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_STREAM_BACKLOG:
+			if (options_parse_size(optarg, &v) < 0 || v < 4096 || v > (1u << 30)) {
+				snprintf(err, errlen, "bad --stream-backlog '%s' (between 4K and 1G)", optarg);
+				return CONFIG_ERROR;
+			}
+			c->stream_backlog = (size_t)v;
+			break;
+		case OPT_STREAM_HEARTBEAT:
+			if (parse_uint(optarg, 3600, &c->stream_heartbeat) < 0 || c->stream_heartbeat == 0) {
+				snprintf(err, errlen, "bad --stream-heartbeat '%s' (1 to 3600 seconds)", optarg);
 				return CONFIG_ERROR;
 			}
 			break;

@@ -22,6 +22,9 @@
 #define CONFIG_DEFAULT_RESET_TIMEOUT_MS 3000     /* how long query waits for ingest to reset */
 #define CONFIG_DEFAULT_STOP_TIMEOUT_MS 10000     /* workers' grace period on SIGTERM */
 #define CONFIG_DEFAULT_CALL_IDLE_S 7200     /* two hours: far longer than any phone call */
+#define CONFIG_DEFAULT_STREAM_CLIENTS 256        /* open event streams; more get 503 */
+#define CONFIG_DEFAULT_STREAM_BACKLOG (1u << 20) /* unsent bytes a stream client may hold */
+#define CONFIG_DEFAULT_STREAM_HEARTBEAT 15       /* seconds between comments on an idle stream */
 #define CONFIG_MAX_ADDR 256
 
 struct listen_addr {
@@ -44,6 +47,9 @@ struct config {
 	uint64_t call_idle_ms;      /* a call silent this long is no longer kept whole when the arena is full */
 	unsigned stop_timeout_ms;
 	unsigned log_refusals;          /* refusal lines per LOG_LIMIT_WINDOW_MS; 0 = all */
+	unsigned stream_clients;        /* --stream-clients */
+	size_t stream_backlog;          /* --stream-backlog */
+	unsigned stream_heartbeat;      /* --stream-heartbeat, seconds */
 	char webhook_secret_file[4096]; /* "" = webhooks are not authenticated */
 };
 

@@ -31,6 +31,7 @@
 #include "http_secret.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "view.h"
 #include "worker.h"
 
@@ -113,6 +114,7 @@ reject(struct ingest *g, struct evhttp_request *req, int code, const char *code_
 	char peer[64];
 	http_peer(req, peer, sizeof(peer));
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	metrics_reject(worker_metrics, metrics_reason_of(code_str));
 	log_limited(&g->refusal_limit, LOG_WARNING, "refused a webhook from %s: %d %s", peer, code, msg);
 	http_send_error(req, code, code_str, msg, extra);
 }
@@ -180,9 +182,11 @@ note_evictions(struct ingest *g)
 static void
 refused_early(int code, void *arg)
 {
-	(void)code;
 	struct ingest *g = arg;
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	/* libevent's own refusals: the body over the limit, or a request it could not read */
+	metrics_reject(worker_metrics, code == 413 ? METRICS_R_TOO_LARGE : code == 400 ? METRICS_R_BAD_REQUEST
+	                                                                               : METRICS_R_OTHER);
 }
 
 /* The value a header carries as a credential: Authorization's without its scheme. */
@@ -266,6 +270,7 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		http_peer(req, peer, sizeof(peer));
 		arena_count(&g->arena, ARENA_C_REJECTED, 1);
 		arena_count(&g->arena, ARENA_C_UNAUTHORIZED, 1);
+		metrics_reject(worker_metrics, METRICS_R_UNAUTHORIZED);
 		log_limited(&g->auth_limit, LOG_WARNING, "refused a webhook from %s: 401 missing or wrong secret", peer);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
 		http_send_error(req, 401, "unauthorized",
@@ -390,7 +395,9 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/webhook") == 0) {
+		uint64_t t0 = worker_monotonic_ns();
 		webhook(g, req);
+		metrics_observe(&worker_metrics->webhook, (worker_monotonic_ns() - t0) / 1000);
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {
@@ -416,6 +423,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	log_limited(&g->refusal_limit, LOG_WARNING, "refused a request from %s: 404 %s (only POST /webhook is served here)",
 	            peer, what);
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	metrics_reject(worker_metrics, METRICS_R_NOT_FOUND);
 	http_send_error(req, 404, "not_found", "not found: this port only accepts POST /webhook", NULL);
 }
 

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "http_secret.h"
 #include "log.h"
+#include "metrics.h"
 #include "master.h"
 #include "notify.h"
 #include "worker.h"
@@ -236,6 +237,8 @@ schedule_restart(struct master *m, struct child *c)
 	}
 	log_msg(LOG_NOTICE, "restarting %s in %u ms", c->role, c->backoff_ms);
 	c->nrestarts++;
+	atomic_fetch_add_explicit(&worker_metrics->restarts[c == &m->child[0] ? METRICS_INGEST : METRICS_QUERY], 1,
+	                          memory_order_relaxed);
 	notify_send("STATUS=restarting %s (restart %u)", c->role, c->nrestarts);
 	struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
 	evtimer_add(c->restart_ev, &tv);
@@ -394,6 +397,11 @@ master_run(const struct config *cfg)
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}
+	if (!(worker_metrics = metrics_shared_new())) {
+		log_msg(LOG_ERR, "cannot map the shared counters: %s", strerror(errno));
+		return 1;
+	}
+	atomic_store_explicit(&worker_metrics->started_ns, arena_now_ns(), memory_order_relaxed);
 	int doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	int peer[2], st_ingest[2], st_query[2];
 	if (doorbell < 0 || make_pair(peer) < 0 || make_pair(st_ingest) < 0 || make_pair(st_query) < 0) {

@@ -23,6 +23,7 @@
 #include "follow.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "sse.h"
 #include "view.h"
 #include "web_assets.h"
@@ -30,8 +31,6 @@
 
 #define QUERY_MAX_BODY 4096           /* the dashboard port takes no payloads */
 #define QUERY_RESET_REARM_US 1000     /* past the reset deadline when a timer fired early */
-#define QUERY_STREAM_MAX_CLIENTS 256  /* open event streams; more get 503 */
-#define QUERY_STREAM_BACKLOG (1u << 20) /* bytes a stream client may leave unsent before it is dropped */
 #define QUERY_CALLS_PAGE 200          /* calls per page of /api/calls unless ?limit= says otherwise */
 #define QUERY_CALLS_PAGE_MAX 1000
 
@@ -345,10 +344,19 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- routes --------------------------------------------------------------------------------------- */
 
+static void route(struct query *q, struct evhttp_request *req);
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
-	struct query *q = arg;
+	uint64_t t0 = worker_monotonic_ns();
+	route(arg, req);
+	metrics_observe(&worker_metrics->api, (worker_monotonic_ns() - t0) / 1000);
+}
+
+static void
+route(struct query *q, struct evhttp_request *req)
+{
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path)
@@ -414,6 +422,20 @@ request_cb(struct evhttp_request *req, void *arg)
 		}
 		api_conversation(&q->out, c, &q->arena, &q->scratch);
 		send_buf(q, req, 200);
+	} else if (strcmp(path, "/metrics") == 0) {
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		uint64_t opened, overflowed, events;
+		sse_hub_stats(q->sse, &opened, &overflowed, &events);
+		struct metrics_query mq = { .view = &q->view, .stream_clients = sse_hub_clients(q->sse),
+			                    .stream_opened = opened, .stream_overflowed = overflowed, .stream_events = events };
+		metrics_render(&q->out, worker_metrics, &q->arena, &mq);
+		if (q->out.failed) {
+			send_buf(q, req, 200); /* answers the out-of-memory error */
+			return;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+		http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", q->out.data, q->out.len);
 	} else if (strcmp(path, "/api/stream") == 0) {
 		if (!method_is(req, EVHTTP_REQ_GET, "GET"))
 			return;
@@ -473,7 +495,7 @@ query_main(const struct config *cfg)
 	                                   cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
 	                 : NULL;
 	q.base = q.loop.base;
-	q.sse = q.http ? sse_hub_new(q.base, QUERY_STREAM_MAX_CLIENTS, QUERY_STREAM_BACKLOG) : NULL;
+	q.sse = q.http ? sse_hub_new(q.base, cfg->stream_clients, cfg->stream_backlog, cfg->stream_heartbeat) : NULL;
 	if (!q.http || !q.sse) {
 		log_msg(LOG_ERR, "cannot serve on the dashboard socket");
 		return 1;

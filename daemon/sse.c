@@ -295,24 +295,30 @@ parse_id(const char *s, uint64_t *gen, uint64_t *next)
 }
 
 /* Sends what a client holding everything before `from` missed: departures, then each changed call
- * (oldest change first) with what changed since. Returns the number of calls sent, or -1 if a
- * departure it missed is no longer remembered. */
+ * (oldest change first) with what changed since. Returns the number of calls sent; CATCH_FORGOTTEN
+ * if a departure it missed is no longer remembered; CATCH_TOO_MUCH if what it missed is more than
+ * a client may hold unsent (it is sent in one go, before the connection can drain): the client
+ * starts over from the REST API instead. */
+#define CATCH_FORGOTTEN (-1)
+#define CATCH_TOO_MUCH (-3)
 static long
 catch_up(struct sse_hub *h, struct sse_client *cl, const struct view *v, uint64_t generation, uint64_t next,
          uint64_t from)
 {
+	size_t bytes = 0;
 	uint64_t kept = h->ngone < SSE_GONE_KEEP ? h->ngone : SSE_GONE_KEEP;
 	uint64_t first = h->ngone - kept;
 	if (first > 0 && h->gone[first % SSE_GONE_KEEP].next > from)
-		return -1; /* departures before the oldest remembered may concern this client */
+		return CATCH_FORGOTTEN; /* departures before the oldest remembered may concern this client */
 	for (uint64_t i = first; i < h->ngone; i++) {
 		const struct sse_gone_entry *g = &h->gone[i % SSE_GONE_KEEP];
 		if (!g->id || g->next < from || !wants(cl, g->id, g->len))
 			continue;
 		gone_data(h, g->id, g->len);
 		frame(h, "gone", 0, UINT64_MAX, &h->data);
-		if (!send_event(cl, h->ev.data, h->ev.len))
-			return -2;
+		if ((bytes += h->ev.len) > h->max_backlog)
+			return CATCH_TOO_MUCH;
+		send_raw(cl, h->ev.data, h->ev.len);
 	}
 	/* The calls changed since, oldest change first: the activity list read backwards. */
 	const struct view_call *c = v->act_newest, *oldest = NULL;
@@ -327,8 +333,9 @@ catch_up(struct sse_hub *h, struct sse_client *cl, const struct view *v, uint64_
 		/* No id: the client has everything before `from` until the catch-up is complete. */
 		call_data(h, c, generation, next, from == 0 ? API_ALL : from - 1);
 		frame(h, "call", 0, UINT64_MAX, &h->data);
-		if (h->ev.failed || !send_event(cl, h->ev.data, h->ev.len))
-			return -2;
+		if (h->ev.failed || (bytes += h->ev.len) > h->max_backlog)
+			return CATCH_TOO_MUCH;
+		send_raw(cl, h->ev.data, h->ev.len);
 		sent++;
 	}
 	return sent;
@@ -414,11 +421,13 @@ sse_open(struct sse_hub *h, struct evhttp_request *req, const struct view *v, ui
 		reason = "ahead";
 	else if (lnext < tail)
 		reason = "evicted";
-	long n = reason ? -1 : catch_up(h, cl, v, generation, next, lnext);
-	if (n == -2)
-		return; /* dropped for its backlog */
+	long n = reason ? CATCH_FORGOTTEN : catch_up(h, cl, v, generation, next, lnext);
+	if (n == CATCH_FORGOTTEN && !reason)
+		reason = "evicted";
+	else if (n == CATCH_TOO_MUCH)
+		reason = "too_far_behind";
 	if (n < 0) {
-		position_data(h, generation, next, reason ? reason : "evicted", -1);
+		position_data(h, generation, next, reason, -1);
 		frame(h, "reset", generation, next, &h->data);
 	} else {
 		position_data(h, generation, next, NULL, n);
@@ -430,7 +439,7 @@ sse_open(struct sse_hub *h, struct evhttp_request *req, const struct view *v, ui
 /* --- the hub ------------------------------------------------------------------------------------- */
 
 struct sse_hub *
-sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog)
+sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog, unsigned heartbeat_s)
 {
 	struct sse_hub *h = calloc(1, sizeof(*h));
 	if (!h)
@@ -439,7 +448,7 @@ sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog)
 	h->max_clients = max_clients;
 	h->max_backlog = max_backlog;
 	h->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, h);
-	struct timeval tv = { SSE_HEARTBEAT_MS / 1000, (SSE_HEARTBEAT_MS % 1000) * 1000 };
+	struct timeval tv = { (time_t)heartbeat_s, 0 };
 	if (!h->heartbeat || event_add(h->heartbeat, &tv) < 0) {
 		if (h->heartbeat)
 			event_free(h->heartbeat);

@@ -15,7 +15,11 @@
  *   call    {"next","summary":{...},"detail":{...}} detail as GET /api/calls/{id}?after=NEXT-1
  *   gone    {"id"}                                 the call's history was overwritten
  *   synced  {"generation","next","calls"}          the catch-up after a reconnection is complete
- *   reset   {"generation","next","reason"}         start over: another generation, or too old
+ *   reset   {"generation","next","reason"}         start over: another generation ("generation"),
+ *                                                  facts or departures no longer held ("evicted"),
+ *                                                  more to catch up than a client may hold unsent
+ *                                                  ("too_far_behind"), an id not ours ("unreadable",
+ *                                                  "ahead")
  *   overflow {"limit"}                             the client fell too far behind: reconnect */
 #ifndef LIVEEVENTS_SSE_H
 #define LIVEEVENTS_SSE_H
@@ -26,7 +30,6 @@
 #include "arena.h"
 #include "view.h"
 
-#define SSE_HEARTBEAT_MS 15000      /* a comment on idle streams, within proxies' idle timeouts */
 #define SSE_RETRY_MS 1000           /* the reconnection delay clients are asked to use */
 #define SSE_WRITE_TIMEOUT_S 60      /* a client that accepts nothing for this long is dropped */
 #define SSE_DROP_GRACE_MS 2000      /* a dropped client's last words get this long to leave */
@@ -36,8 +39,9 @@ struct sse_hub;
 struct event_base;
 struct evhttp_request;
 
-/* max_clients: further streams get 503; max_backlog: bytes a client may have unsent. */
-struct sse_hub *sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog);
+/* max_clients: further streams get 503; max_backlog: bytes a client may have unsent; heartbeat_s:
+ * a comment this often keeps idle streams (and the proxies between) alive. */
+struct sse_hub *sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog, unsigned heartbeat_s);
 void sse_hub_free(struct sse_hub *h);
 size_t sse_hub_clients(const struct sse_hub *h);
 /* Counters for /metrics: streams opened, dropped for their backlog, events sent. */

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 unsigned worker_restarts;
+struct metrics_shared *worker_metrics;
 
 uint64_t
 worker_monotonic_ns(void)

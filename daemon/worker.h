@@ -62,6 +62,9 @@ void worker_loop_free(struct worker_loop *w);
 /* How many times the master restarted this worker's role before this start (0 at the daemon's start):
  * warnings about the configuration are worth saying once, not at every restart. */
 extern unsigned worker_restarts;
+/* The counters the three processes share (metrics.h), mapped by the master before it forks. */
+struct metrics_shared;
+extern struct metrics_shared *worker_metrics;
 
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);
