@@ -17,12 +17,16 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 BASE_TS = 1784042800000
+# Events of 20 KB sent to a client that reads nothing: 4 MB, far beyond --stream-backlog 512K and the
+# kernel's buffers, while a client that reads keeps up with room to spare.
+N_BIG = 200
 t = None
 TMP = None
 
@@ -277,26 +281,38 @@ def scenario_stream(ctx):
 
 
 def scenario_limits(ctx):
-    d = new_daemon("stream-limits", args=["--stream-clients", "2", "--stream-backlog", "64K"])
+    d = new_daemon("stream-limits", args=["--stream-clients", "2", "--stream-backlog", "512K"])
     try:
         d.start()
         a = Stream(d.dport, rcvbuf=4096)   # reads nothing from now on
         a.wait(lambda s: s.of("hello"))
-        b = Stream(d.dport)
-        b.wait(lambda s: s.of("hello"))
+        # b reads everything as it comes: curl, a process of its own, keeps up whatever the load
+        b_out = os.path.join(d.dir, "b.sse")
+        b_file = open(b_out, "wb")
+        b = subprocess.Popen(["curl", "-sN", "http://127.0.0.1:%d/api/stream" % d.dport], stdout=b_file,
+                             stderr=subprocess.DEVNULL)
+
+        def b_events():
+            with open(b_out, "rb") as f:
+                blocks = f.read().decode("utf-8", "replace").split("\n\n")
+            return [dict(ln.split(": ", 1) for ln in blk.split("\n") if ": " in ln and not ln.startswith(":"))
+                    for blk in blocks[:-1]]
+
+        t.ok(d.wait_for(lambda: any(e.get("event") == "hello" for e in b_events()), timeout=5), "a reading client")
         c = Stream(d.dport)
         t.ok(c.wait(lambda s: s.status is not None), "a third stream is answered")
         t.eq(c.status, 503, "beyond --stream-clients 2: 503")
         c.close()
         pad = " " + "x" * 20000
-        for k in range(1, 121):
+
+        for k in range(1, N_BIG + 1):
             # each update carries one new 20 KB message: each event is as large
             post(d, json.dumps({"message": {"timestamp": BASE_TS + k, "type": "conversation-update",
                                             "call": {"id": "BIG"},
                                             "messages": [{"messageId": "big-%d" % k, "role": "user",
                                                           "text": "message %d%s" % (k, pad)}]}}).encode())
-        t.ok(b.wait(lambda s: len(s.of("call")) >= 120, timeout=15), "the reading client got all 120 events",
-             len(b.of("call")))
+        t.ok(d.wait_for(lambda: sum(e.get("event") == "call" for e in b_events()) >= N_BIG, timeout=20),
+             "the reading client got all %d events" % N_BIG, lambda: sum(e.get("event") == "call" for e in b_events()))
         m = metrics(d)
         t.eq(m.get("liveevents_stream_dropped_total"), 1, "the client that read nothing was dropped alone", m)
         # What it got before the drop ends with the overflow notice.
@@ -306,7 +322,10 @@ def scenario_limits(ctx):
              lambda: [e["event"] for e in a.events][-3:])
         t.ok(re.search(r"dropped the event stream of .* over the limit", d.stderr_text()),
              "the drop is logged", d.stderr_tail)
-        b.close()
+        b.terminate()
+        b.wait()
+        b_file.close()
+        b_last = [e["id"] for e in b_events() if e.get("id")][-1]
         a.close()
         # It reconnects and catches up.
         # It reconnects: what it missed (20 KB a message) is more than it may hold unsent, so it is
@@ -317,12 +336,12 @@ def scenario_limits(ctx):
         t.eq([e["data"].get("reason") for e in r.of("reset")], ["too_far_behind"],
              "and is told to start over: too far behind for a catch-up within --stream-backlog")
         r.close()
-        t.eq(len(d.api("/api/calls/BIG").json()["messages"]), 120, "the REST API has every message")
+        t.eq(len(d.api("/api/calls/BIG").json()["messages"]), N_BIG, "the REST API has every message")
         # One that missed little catches up on the stream.
-        b2 = Stream(d.dport, last_id=b.last_id())
+        b2 = Stream(d.dport, last_id=b_last)
         post(d, json.dumps({"message": {"timestamp": BASE_TS + 500, "type": "conversation-update",
                                         "call": {"id": "BIG"},
-                                        "messages": [{"messageId": "big-121", "role": "user", "text": "last"}]}}).encode())
+                                        "messages": [{"messageId": "big-last", "role": "user", "text": "last"}]}}).encode())
         t.ok(b2.wait(lambda s: any(e["event"] == "call" and e["id"] for e in s.events)),
              "a client that missed little resumes on the stream", lambda: [e["event"] for e in b2.events])
         t.eq([e["event"] for e in b2.events][:1], ["synced"], "with an empty catch-up first")
