@@ -592,12 +592,23 @@ chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffe
 	}
 }
 
+static uint64_t last_input_ms;
+
+uint64_t
+http_last_input_ms(void)
+{
+	return last_input_ms;
+}
+
 static void
 input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
 	static char head[HTTP_HEAD_PEEK_MAX];
 	if (!info->n_added)
 		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	last_input_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 	/* Only a buffer that starts with a request line can hold a head; body bytes never do here
 	 * (a JSON body starts with "{", a chunk with its size). */
 	char start[8];

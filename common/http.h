@@ -49,6 +49,9 @@ const char *http_reason(int code);
 /* Closes the server's listening socket (connections already accepted go on): a worker whose master
  * died frees the port at once, so a new daemon can bind it while this one finishes. */
 void http_server_close_listener(void);
+/* CLOCK_MONOTONIC ms when the last request bytes arrived on any connection (0: none yet): a
+ * request still arriving keeps a stopping worker draining. */
+uint64_t http_last_input_ms(void);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 

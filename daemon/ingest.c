@@ -35,9 +35,10 @@
 #include "view.h"
 #include "worker.h"
 
-/* On SIGTERM, webhooks already on their way are still answered: ingest stops once no request has
- * arrived for INGEST_DRAIN_QUIET_MS, or after INGEST_DRAIN_MAX_MS at most. An event the platform
- * sent just before a restart is otherwise reset with the connection and never sent again. */
+/* On SIGTERM, ingest stops accepting connections at once but still answers the webhooks already on
+ * their way: it stops once no request bytes have arrived for INGEST_DRAIN_QUIET_MS (a request
+ * half sent keeps it waiting), or after INGEST_DRAIN_MAX_MS at most. An event the platform sent
+ * just before a restart is otherwise reset with the connection and never sent again. */
 #define INGEST_EVICTION_LOG_MS 60000 /* at most one "arena full" line per minute */
 #define RAW_META_SLACK 4096 /* a raw record's metadata beyond the request headers themselves */
 #define INGEST_DRAIN_QUIET_MS 150
@@ -479,8 +480,9 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct ingest *g = arg;
-	uint64_t now = now_ms();
-	if (now - g->last_request_ms >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= g->drain_max_ms)
+	uint64_t now = now_ms(), input = http_last_input_ms();
+	uint64_t last = input > g->last_request_ms ? input : g->last_request_ms;
+	if (now - last >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= g->drain_max_ms)
 		event_base_loopexit(g->base, NULL);
 }
 
@@ -491,6 +493,7 @@ stop(void *arg)
 	if (g->stop_ms)
 		return;
 	g->stop_ms = now_ms();
+	http_server_close_listener();
 	if (!g->drain_max_ms)
 		g->drain_max_ms = INGEST_DRAIN_MAX_MS;
 	struct timeval tv = { 0, INGEST_DRAIN_CHECK_MS * 1000 };
@@ -530,8 +533,14 @@ ingest_main(const struct config *cfg)
 	g.max_body = max_body;
 	if (cfg->webhook_secret_file[0]) {
 		if (http_secrets_load(&g.secrets, cfg->webhook_secret_file, err, sizeof(err)) < 0) {
-			log_msg(LOG_ERR, "%s", err);
-			return 1;
+			if (worker_secrets.n == 0) {
+				log_msg(LOG_ERR, "%s", err);
+				return 1;
+			}
+			/* Refusing to start would stop every webhook: keep what the file last said. */
+			g.secrets = worker_secrets;
+			g.secrets_reload_failed = true;
+			log_msg(LOG_WARNING, "%s; the %d secret(s) read before stay in force", err, g.secrets.n);
 		}
 		g.auth = true;
 	}

@@ -203,8 +203,15 @@ begin_stop(struct master *m, int code)
 	m->stopping = true;
 	m->exit_code = code;
 	notify_send("STOPPING=1");
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		evtimer_del(m->child[i].restart_ev);
+		/* New connections are refused from now on (the workers close their copies too) rather
+		 * than accepted into a backlog that is reset when we exit: a sender learns at once. */
+		if (m->child[i].fds[WORKER_FD_LISTEN] >= 0) {
+			close(m->child[i].fds[WORKER_FD_LISTEN]);
+			m->child[i].fds[WORKER_FD_LISTEN] = -1;
+		}
+	}
 	stop_children(m, SIGTERM);
 	struct timeval tv = { m->cfg->stop_timeout_ms / 1000, (m->cfg->stop_timeout_ms % 1000) * 1000 };
 	evtimer_add(m->kill_ev, &tv);
@@ -325,6 +332,13 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 			c->last_hb_ms = now;
 		}
 	}
+	/* The last good secrets, for an ingest that starts while the file is unusable (ingest itself
+	 * logs what is wrong with it). */
+	const char *path = m->cfg->webhook_secret_file;
+	if (path[0] && http_secrets_changed(&worker_secrets, path) == 1) {
+		char err[256];
+		(void)http_secrets_load(&worker_secrets, path, err, sizeof(err));
+	}
 }
 
 static void
@@ -380,16 +394,15 @@ master_run(const struct config *cfg)
 	}
 	/* A secrets file that cannot be used must stop the start, not leave every webhook refused. */
 	if (cfg->webhook_secret_file[0]) {
-		static struct http_secrets probe;
-		if (http_secrets_load(&probe, cfg->webhook_secret_file, err, sizeof(err)) < 0) {
+		if (http_secrets_load(&worker_secrets, cfg->webhook_secret_file, err, sizeof(err)) < 0) {
 			log_msg(LOG_ERR, "%s", err);
 			return 1;
 		}
-		if (probe.world_readable)
+		if (worker_secrets.world_readable)
 			log_msg(LOG_WARNING, "--webhook-secret-file %s is readable by every user: chmod 600 it",
 			        cfg->webhook_secret_file);
-		log_msg(LOG_INFO, "webhooks must carry one of the %d secret(s) in %s", probe.n, cfg->webhook_secret_file);
-		http_secrets_clear(&probe);
+		log_msg(LOG_INFO, "webhooks must carry one of the %d secret(s) in %s", worker_secrets.n,
+		        cfg->webhook_secret_file);
 	}
 	int ro_fd = -1;
 	int rw_fd = arena_create_or_open(cfg->arena, cfg->arena_size, &ro_fd, err, sizeof(err));

@@ -22,6 +22,7 @@
 #include "event_record.h"
 #include "follow.h"
 #include "http.h"
+#include "http_secret.h"
 #include "log.h"
 #include "metrics.h"
 #include "sse.h"
@@ -478,6 +479,7 @@ query_main(const struct config *cfg)
 	static struct query q;
 	char err[256];
 	q.cfg = cfg;
+	http_secrets_clear(&worker_secrets); /* the dashboard side never needs the webhook secrets */
 	if (arena_map(&q.arena, WORKER_FD_ARENA, false, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "cannot map the arena: %s", err);
 		return 1;

@@ -3,6 +3,8 @@
 
 #include "worker.h"
 
+#include "http_secret.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 
 unsigned worker_restarts;
 struct metrics_shared *worker_metrics;
+struct http_secrets worker_secrets;
 
 uint64_t
 worker_monotonic_ns(void)

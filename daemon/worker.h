@@ -65,6 +65,11 @@ extern unsigned worker_restarts;
 /* The counters the three processes share (metrics.h), mapped by the master before it forks. */
 struct metrics_shared;
 extern struct metrics_shared *worker_metrics;
+/* The webhook secrets as the master last read them (it re-reads the file as ingest does): a new
+ * ingest whose file became unusable starts with these rather than refusing to start, which would
+ * stop every webhook. Query wipes its inherited copy at once. */
+struct http_secrets;
+extern struct http_secrets worker_secrets;
 
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);

@@ -400,6 +400,17 @@ def scenario_secret(ctx):
         time.sleep(1.6)
         t.eq(send({"x-interactly-secret": new})().status, 200, "a file emptied by mistake keeps the last secrets in force")
         t.ok(re.search(r"holds no secret.*stay in force", d.stderr_text()), "and says so in the log", d.stderr_tail)
+        # An ingest restarted meanwhile starts with those secrets instead of refusing to start.
+        ing = d.workers().get("ingest")
+        os.kill(ing, signal.SIGKILL)
+        t.ok(d.wait_for(lambda: d.workers().get("ingest") not in (None, ing) and
+                        send({"x-interactly-secret": new})().status == 200, timeout=5, step=0.2),
+             "an ingest restarted while the file is empty starts, and the last secrets stay in force")
+        t.eq(send({"x-interactly-secret": "wrong"})().status, 401, "and others are still refused")
+        with open(path, "w") as f:
+            f.write(new + "\n")
+        t.ok(d.wait_for(lambda: "re-read" in d.stderr_text()[-2000:], timeout=5, step=0.2),
+             "once the file holds a secret again it is read")
         t.ok(old not in d.stderr_text() and new not in d.stderr_text(), "no secret value was ever logged")
     finally:
         finish_daemon(d, "secret daemon")
