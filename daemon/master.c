@@ -80,6 +80,11 @@ become_worker(struct child *c, pid_t master_pid)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
+	/* Signals meant for the daemon as a whole (a reload, a user's kill -USR1) are the master's
+	 * business: a worker hit by one by mistake stays up. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(1);
@@ -302,6 +307,8 @@ signal_cb(evutil_socket_t fd, short what, void *arg)
 			notify_send("READY=1");
 			break;
 		default:
+			/* a stray kill -USR1 must not take the daemon down, and leaves a trace */
+			log_msg(LOG_NOTICE, "%s from pid %u: ignored", strsignal((int)si.ssi_signo), si.ssi_pid);
 			break;
 		}
 	}
@@ -428,6 +435,9 @@ master_run(const struct config *cfg)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGALRM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	m.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	m.base = event_base_new();

@@ -1285,6 +1285,17 @@ def scenario_review(ctx):
     d = new_daemon("review")
     try:
         d.start()
+        # Stray signals: the master logs and ignores them; a worker hit by one stays up.
+        before = d.workers()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+            os.kill(d.pid, sig)
+        os.kill(before["query"], signal.SIGHUP)
+        os.kill(before["ingest"], signal.SIGUSR1)
+        time.sleep(0.3)
+        t.ok(d.alive() and d.workers() == before, "SIGUSR1, SIGUSR2 and SIGALRM to the master, SIGHUP and SIGUSR1 "
+             "to the workers: nothing stops or restarts", "%s -> %s" % (before, d.workers()))
+        t.ok(d.wait_for(lambda: d.stderr_text().count(": ignored") >= 3),
+             "each signal the master ignores is logged", d.stderr_tail)
         # A custom credential header on an event that does not echo the assistant object.
         fx = {f.name: f for f in ctx["fixtures"]}
         body02 = fx["02-callA-status-ongoing.json"].body
