@@ -101,6 +101,9 @@ stable_snap(const struct arena *a, struct snap *s, uint64_t first_pos[ARENA_RING
 	return false;
 }
 
+#define CTL_PID_MAX 4194304u                         /* PID_MAX_LIMIT on 64-bit Linux */
+#define CTL_CLOCK_SLACK_NS (60ull * 1000000000ull)  /* clocks that disagree a little are not damage */
+
 /* The control counters' invariants (those arena_recover checks before it trusts them). */
 static void
 check_control(struct check *c, const struct snap *s, const uint64_t first_pos[ARENA_RINGS],
@@ -137,6 +140,14 @@ check_control(struct check *c, const struct snap *s, const uint64_t first_pos[AR
 			 * start discards the bytes. Not an inconsistency. */
 			c->unpublished[r] = rs->data_head - last_end[r];
 	}
+	/* The writer's identity: a pid no kernel hands out, or times from the future, are damage. */
+	uint64_t now = arena_now_ns();
+	if (s->writer_pid > CTL_PID_MAX)
+		problem(c, "writer pid %" PRIu64 " is beyond any Linux pid (%u)", s->writer_pid, CTL_PID_MAX);
+	if (s->writer_start_ns > now + CTL_CLOCK_SLACK_NS)
+		problem(c, "the writer's start time is %" PRIu64 " s in the future", (s->writer_start_ns - now) / 1000000000u);
+	if (s->heartbeat_ns > now + CTL_CLOCK_SLACK_NS)
+		problem(c, "the writer's heartbeat is %" PRIu64 " s in the future", (s->heartbeat_ns - now) / 1000000000u);
 	/* Counters of what the committed events were can never exceed the events. */
 	static const enum arena_counter of_events[] = { ARENA_C_REPAIRED, ARENA_C_UNATTRIBUTED, ARENA_C_UNKNOWN_TYPE };
 	for (size_t i = 0; i < sizeof(of_events) / sizeof(of_events[0]); i++)

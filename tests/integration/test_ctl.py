@@ -671,6 +671,10 @@ def scenario_damaged(ctx):
             "more facts than slots", r"facts ring: \d+ records but only \d+ slots")
     damaged("copy-window", put_u64(raw["ctl_off"] + 16, raw["dtail"] + raw["data_size"] + 4096),
             "raw data window larger than the ring", r"raw ring: \d+ data bytes in use")
+    damaged("copy-writer-pid", put_u64(4096 + 8, (1 << 64) - 1), "a writer pid no kernel hands out",
+            r"writer pid \d+ is beyond any Linux pid")
+    damaged("copy-heartbeat", put_u64(4096 + 24, (1 << 64) - 1), "a heartbeat from the future",
+            r"heartbeat is \d+ s in the future")
     mid = (facts["tail"] + facts["head"]) // 2
     _s, pos, length = slot(image, facts, mid)
 
