@@ -814,6 +814,12 @@ recover_ring(struct arena *a, int r, char *why, size_t whylen)
 	}
 	if (damaged)
 		atomic_fetch_add_explicit(&a->ctl->counters[ARENA_C_DAMAGED], damaged, memory_order_relaxed);
+	/* A data head behind the newest record is a publish that was cut short; one beyond it cannot be
+	 * written by a writer: either way it is corrected, and said. */
+	uint64_t old_dhead = atomic_load_explicit(&rc->data_head, memory_order_relaxed);
+	if (old_dhead != pos)
+		add_reason(why, whylen, "%s ring: data head %" PRIu64 " corrected to %" PRIu64 " (%s)", name, old_dhead, pos,
+		           old_dhead < pos ? "a publish was cut short" : "it pointed past the newest record");
 	atomic_store_explicit(&rc->tail_seq, tail, memory_order_release);
 	atomic_store_explicit(&rc->data_tail, first_pos, memory_order_relaxed);
 	atomic_store_explicit(&rc->data_head, pos, memory_order_relaxed);
@@ -834,6 +840,18 @@ arena_recover(struct arena *a, char *why, size_t whylen)
 			           ring_names[r]);
 			reinit(a);
 			return 1;
+		}
+	}
+	/* Counters of what the events were cannot exceed the events: damage, brought back in line. */
+	static const enum arena_counter of_events[] = { ARENA_C_REPAIRED, ARENA_C_UNATTRIBUTED, ARENA_C_UNKNOWN_TYPE };
+	static const char *const of_names[] = { "repaired", "unattributed", "unknown type" };
+	uint64_t events = atomic_load_explicit(&c->counters[ARENA_C_EVENTS], memory_order_relaxed);
+	for (size_t i = 0; i < sizeof(of_events) / sizeof(of_events[0]); i++) {
+		uint64_t v = atomic_load_explicit(&c->counters[of_events[i]], memory_order_relaxed);
+		if (v > events) {
+			add_reason(why, whylen, "counter %s (%" PRIu64 ") exceeded the events (%" PRIu64 "): set to them",
+			           of_names[i], v, events);
+			atomic_store_explicit(&c->counters[of_events[i]], events, memory_order_relaxed);
 		}
 	}
 	atomic_store_explicit(&c->writer_pid, (uint64_t)getpid(), memory_order_relaxed);
