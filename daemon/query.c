@@ -151,6 +151,27 @@ send_buf(struct query *q, struct evhttp_request *req, int code)
 
 /* A validator of the committed state an answer was made from; a client that already has it gets
  * 304 and no body. */
+/* Whether an If-None-Match value ("*", or a list of tags, weak ones W/-prefixed) names etag: a
+ * weak comparison, as RFC 9110 asks of If-None-Match. */
+static bool
+etag_listed(const char *inm, const char *etag)
+{
+	size_t n = strlen(etag);
+	for (const char *p = inm; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+			return true;
+		while (*p && *p != ',')
+			p++;
+	}
+	return false;
+}
+
 static bool
 not_modified(struct query *q, struct evhttp_request *req, uint64_t seq)
 {
@@ -160,7 +181,7 @@ not_modified(struct query *q, struct evhttp_request *req, uint64_t seq)
 	evhttp_add_header(h, "ETag", etag);
 	evhttp_add_header(h, "Cache-Control", "no-cache");
 	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
-	if (!inm || strcmp(inm, etag) != 0)
+	if (!inm || !etag_listed(inm, etag))
 		return false;
 	add_page_headers(req);
 	http_reply(req, 304, NULL);

@@ -1374,6 +1374,9 @@ def scenario_review(ctx):
         t.ok(bool(etag), "GET /api/calls carries an ETag")
         r2 = d.api("/api/calls", headers={"If-None-Match": etag or ""})
         t.ok(r2.status == 304 and r2.body == b"", "the same ETag gets 304 and no body", repr(r2))
+        for inm in ['W/' + (etag or ''), '"other", ' + (etag or ''), '*']:
+            t.eq(d.api("/api/calls", headers={"If-None-Match": inm}).status, 304, "If-None-Match: %s gets 304" % inm)
+        t.eq(d.api("/api/calls", headers={"If-None-Match": '"other"'}).status, 200, "another ETag gets the list")
         d.webhook(jbytes(status_event("etag-call", "queued")))
         r3 = d.api("/api/calls", headers={"If-None-Match": etag or ""})
         t.ok(r3.status == 200 and r3.header("etag") != etag, "after a new event: 200 with a new ETag", repr(r3))
