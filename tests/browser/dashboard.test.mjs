@@ -5,12 +5,12 @@
 //
 // Environment: LIVEEVENTSD (daemon binary; default <repo>/daemon/liveeventsd),
 //              CHROMIUM (default /usr/bin/chromium), KEEP_SCREENSHOTS_DIR (where PNGs go; default a temp dir).
-import { access, constants, mkdtemp, readdir, readFile, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { Tap, Daemon, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
+import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -30,28 +30,13 @@ const CALL_V = '7c0e2b9a-4d1f-4a83-b6e2-91c5d0f3a7e4';
 const SECRETS = ['test-secret', 'fake-token-for-tests-only'];
 
 /* Without a browser or playwright-core the whole file is skipped (TAP "1..0 # SKIP"), not failed. */
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-  await access(CHROMIUM, constants.X_OK);
-} catch (e) {
-  console.log('TAP version 13');
-  console.log(`1..0 # SKIP ${chromium ? CHROMIUM + ' not found (apt-get install chromium)'
-    : 'playwright-core missing (cd tests/browser && npm ci)'}`);
-  process.exit(0);
-}
+const chromium = await browserOrSkip(CHROMIUM);
 
 const tap = new Tap();
 const started = Date.now();
 let running = null;   // the daemon, so that a signal does not leave it behind
 
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, async () => {
-    tap.fail(`interrupted by ${sig}`, new Error('the test run was interrupted'));
-    if (running) await running.stop(2000).catch(() => {});
-    process.exit(tap.end() || 1);
-  });
-}
+stopOnSignals(tap, () => running);
 
 /* ---- fixture helpers ------------------------------------------------------------------------ */
 

@@ -1,7 +1,7 @@
 // Helpers for the browser test: a tiny TAP reporter, free ports, and the real daemon's lifecycle.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -210,5 +210,33 @@ export class Daemon {
 
   async postFile(path) {
     return this.post(await readFile(path));
+  }
+}
+
+/* playwright-core's chromium, or, when it or the browser is missing, a TAP plan that skips the whole
+ * file ("1..0 # SKIP") and the end of the process: scripts/test counts a skip as a broken install. */
+export async function browserOrSkip(chromiumPath) {
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+    await access(chromiumPath, constants.X_OK);
+    return chromium;
+  } catch (e) {
+    console.log('TAP version 13');
+    console.log(`1..0 # SKIP ${chromium ? chromiumPath + ' not found (apt-get install chromium)'
+      : 'playwright-core missing (cd tests/browser && npm ci)'}`);
+    process.exit(0);
+  }
+}
+
+/* A signal ends the run with a failed check, and takes the daemon (running()) down with it. */
+export function stopOnSignals(tap, running) {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, async () => {
+      tap.fail(`interrupted by ${sig}`, new Error('the test run was interrupted'));
+      const d = running();
+      if (d) await d.stop(2000).catch(() => {});
+      process.exit(tap.end() || 1);
+    });
   }
 }

@@ -8,12 +8,12 @@
 //
 // Environment: LIVEEVENTSD (daemon binary; default <repo>/daemon/liveeventsd),
 //              CHROMIUM (default /usr/bin/chromium).
-import { access, constants, mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tap, Daemon, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
+import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -24,26 +24,11 @@ const CALL = 'WC-stream-test-0001';
 const CALLER = '+15550107777';
 const T0 = 1784041330000;
 
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-  await access(CHROMIUM, constants.X_OK);
-} catch (e) {
-  console.log('TAP version 13');
-  console.log(`1..0 # SKIP ${chromium ? CHROMIUM + ' not found (apt-get install chromium)'
-    : 'playwright-core missing (cd tests/browser && npm ci)'}`);
-  process.exit(0);
-}
+const chromium = await browserOrSkip(CHROMIUM);
 
 const tap = new Tap();
 let running = null;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, async () => {
-    tap.fail(`interrupted by ${sig}`, new Error('the test run was interrupted'));
-    if (running) await running.stop(2000).catch(() => {});
-    process.exit(tap.end() || 1);
-  });
-}
+stopOnSignals(tap, () => running);
 
 /* A conversation-update carrying the whole history so far, as the platform sends them: message k
  * says "message k", callers and assistant in turn. Built from fixture 56's shape. */

@@ -7,10 +7,12 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import urllib.parse
@@ -601,3 +603,32 @@ class Daemon:
             if v or time.monotonic() > deadline:
                 return v
             time.sleep(step)
+
+
+def run_suite(t, what, prefix, body, limit_s=240):
+    """Runs body(tmp) as one suite's main: a private temp directory (kept with KEEP_TMP), a time limit
+    after which every daemon is killed and the plan bails out, and TERM turned into a clean exit.
+    Returns the TAP exit status."""
+    start = time.monotonic()
+    if not os.access(DAEMON, os.X_OK):
+        print("Bail out! liveeventsd not found at %s" % DAEMON)
+        return 1
+    tmp = tempfile.mkdtemp(prefix=prefix)
+
+    def on_alarm(_sig, _frm):
+        kill_all_live()
+        print("Bail out! the %s took more than %d s" % (what, limit_s), flush=True)
+        os._exit(1)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(SystemExit(128 + s)))
+    signal.alarm(limit_s)
+    try:
+        body(tmp)
+    finally:
+        kill_all_live()
+        signal.alarm(0)
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    t.comment("%d checks, %d failed, %.1f s" % (t.n, len(t.failures), time.monotonic() - start))
+    return t.finish()

@@ -17,7 +17,6 @@ import gzip  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -448,21 +447,10 @@ def readme_codes():
 def main():
     global t, TMP
     t = H.TAP()
-    start = time.monotonic()
-    if not os.access(H.DAEMON, os.X_OK):
-        print("Bail out! liveeventsd not found at %s" % H.DAEMON)
-        return 1
-    TMP = tempfile.mkdtemp(prefix="liveevents-input-")
 
-    def on_alarm(_sig, _frm):
-        H.kill_all_live()
-        print("Bail out! the input tests took more than 240 s", flush=True)
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(SystemExit(128 + s)))
-    signal.alarm(240)
-    try:
+    def body(tmp):
+        global TMP
+        TMP = tmp
         t.scenario("refused", scenario_refused, {})
         t.scenario("small arena", scenario_small_arena, {})
         t.scenario("accepted", scenario_accepted, {})
@@ -473,13 +461,8 @@ def main():
         t.ok(not untested, "every refusal in the README's table was tested", lambda: untested)
         undocumented = sorted(CODES_TESTED - {c for _, c in rows})
         t.ok(not undocumented, "every refusal tested is in the README's table", lambda: undocumented)
-    finally:
-        H.kill_all_live()
-        signal.alarm(0)
-        if not os.environ.get("KEEP_TMP"):
-            shutil.rmtree(TMP, ignore_errors=True)
-    t.comment("%d checks, %d failed, %.1f s" % (t.n, len(t.failures), time.monotonic() - start))
-    return t.finish()
+
+    return H.run_suite(t, "input tests", "liveevents-input-", body)
 
 
 if __name__ == "__main__":

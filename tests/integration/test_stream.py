@@ -13,7 +13,6 @@ sys.dont_write_bytecode = True
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
@@ -478,33 +477,17 @@ def scenario_metrics(ctx):
 def main():
     global t, TMP
     t = H.TAP()
-    start = time.monotonic()
-    if not os.access(H.DAEMON, os.X_OK):
-        print("Bail out! liveeventsd not found at %s" % H.DAEMON)
-        return 1
-    TMP = tempfile.mkdtemp(prefix="liveevents-stream-")
 
-    def on_alarm(_sig, _frm):
-        H.kill_all_live()
-        print("Bail out! the stream tests took more than 240 s", flush=True)
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(SystemExit(128 + s)))
-    signal.alarm(240)
-    try:
+    def body(tmp):
+        global TMP
+        TMP = tmp
         t.scenario("stream", scenario_stream, {})
         t.scenario("stream limits", scenario_limits, {})
         t.scenario("departures", scenario_gone, {})
         t.scenario("paging", scenario_paging, {})
         t.scenario("metrics", scenario_metrics, {})
-    finally:
-        H.kill_all_live()
-        signal.alarm(0)
-        if not os.environ.get("KEEP_TMP"):
-            shutil.rmtree(TMP, ignore_errors=True)
-    t.comment("%d checks, %d failed, %.1f s" % (t.n, len(t.failures), time.monotonic() - start))
-    return t.finish()
+
+    return H.run_suite(t, "stream tests", "liveevents-stream-", body)
 
 
 if __name__ == "__main__":

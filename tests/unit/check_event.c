@@ -227,6 +227,24 @@ START_TEST(test_redaction)
 }
 END_TEST
 
+/* The JSON document json[0..len) parses, and none of its strings, read as a reader reads them
+ * (escapes resolved, broken text repaired), holds secret. */
+static void
+assert_no_string_holds(const char *json, size_t len, const char *secret)
+{
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, json, len, NULL), JSON_OK);
+	for (int i = 0; i < d.ntok; i++) {
+		if (!json_is_string(&d, i))
+			continue;
+		size_t n;
+		char *u = json_strdup(&d, i, &n, NULL);
+		ck_assert_msg(memmem(u, n, secret, strlen(secret)) == NULL, "string %d holds the secret: %s", i, u);
+		free(u);
+	}
+	json_free(&d);
+}
+
 /* Keys that name secrets are found whatever their case and separators; usage counts are not secrets. */
 START_TEST(test_secret_key_names)
 {
@@ -263,17 +281,7 @@ START_TEST(test_escaped_secret_echoes)
 	                "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"x \\u0073\\u0033cr\\\"et/tok\"}]}}";
 	h_post_sec(&h, b, strlen(b), &sec);
 	/* the body stays one JSON document, and none of its strings holds the secret */
-	struct json_doc d;
-	ck_assert_int_eq(json_parse(&d, h.body.data, h.body.len, NULL), JSON_OK);
-	for (int i = 0; i < d.ntok; i++) {
-		if (!json_is_string(&d, i))
-			continue;
-		size_t n;
-		char *u = json_strdup(&d, i, &n, NULL);
-		ck_assert_msg(memmem(u, n, hdr, strlen(hdr)) == NULL, "string %d holds the secret: %s", i, u);
-		free(u);
-	}
-	json_free(&d);
+	assert_no_string_holds(h.body.data, h.body.len, hdr);
 	/* strings without the secret keep their bytes as sent */
 	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"messageId\":\"m1\"", 16));
 	struct view_call *c = view_find(&h.v, "E", 1);
@@ -302,16 +310,7 @@ START_TEST(test_secret_with_replacement_char)
 	json_free(&d);
 	struct buf served = BUF_INIT;
 	json_write_sanitized(&served, h.body.data, h.body.len);
-	ck_assert_int_eq(json_parse(&d, served.data, served.len, NULL), JSON_OK);
-	for (int i = 0; i < d.ntok; i++) {
-		if (!json_is_string(&d, i))
-			continue;
-		size_t n;
-		char *u = json_strdup(&d, i, &n, NULL);
-		ck_assert_msg(memmem(u, n, hdr, strlen(hdr)) == NULL, "the served string %d holds the secret", i);
-		free(u);
-	}
-	json_free(&d);
+	assert_no_string_holds(served.data, served.len, hdr);
 	buf_free(&served);
 	event_secrets_clear(&sec);
 	h_free(&h);
