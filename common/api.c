@@ -247,6 +247,19 @@ api_calls(struct buf *b, const struct view *v, uint64_t generation, uint64_t seq
 	buf_addc(b, '}');
 }
 
+/* A string member of the report (JSON object text written by ingest), malloc'd, or NULL. */
+static char *
+report_str(const char *report, const char *name)
+{
+	struct json_doc d;
+	if (json_parse(&d, report, strlen(report), NULL) != JSON_OK)
+		return NULL;
+	int v = json_obj_get(&d, 0, name);
+	char *s = json_is_string(&d, v) && d.tok[v].end > d.tok[v].start ? json_strdup(&d, v, NULL, NULL) : NULL;
+	json_free(&d);
+	return s;
+}
+
 void
 api_call_delta(struct buf *b, const struct view_call *c, uint64_t generation, uint64_t seq, uint64_t after)
 {
@@ -267,10 +280,20 @@ api_call_delta(struct buf *b, const struct view_call *c, uint64_t generation, ui
 	for (size_t i = c->nst; c->ended && !end && i > 0; i--)
 		if (view_status_is_terminal(c->st[i - 1].status))
 			end = &c->st[i - 1];
+	/* ... or, without one, as the report told it (Vapi's reports carry endedReason) */
+	char *by = NULL, *why = NULL;
+	if ((!end || !end->ended_by || !end->reason) && c->report) {
+		by = report_str(c->report, "endedBy");
+		why = report_str(c->report, "endedReason");
+		if (!why)
+			why = report_str(c->report, "endReason");
+	}
 	buf_adds(b, ",\"ended_by\":");
-	json_write_cstr(b, end ? end->ended_by : NULL);
+	json_write_cstr(b, end && end->ended_by ? end->ended_by : by);
 	buf_adds(b, ",\"ended_reason\":");
-	json_write_cstr(b, end ? end->reason : NULL);
+	json_write_cstr(b, end && end->reason ? end->reason : why);
+	free(by);
+	free(why);
 	buf_addc(b, ',');
 	put_statuses(b, c, false, after);
 	buf_addc(b, ',');

@@ -527,7 +527,10 @@ build_report(struct ctx *x, int msg, int call, struct buf *out)
 	put_member(out, &first, "successEvaluation", d, json_obj_get(d, analysis, "successEvaluation"));
 	put_member(out, &first, "outcome", d, json_obj_get(d, analysis, "outcome"));
 	put_member(out, &first, "structuredData", d, json_obj_get(d, analysis, "structuredData"));
-	put_member(out, &first, "durationMs", d, json_obj_get(d, call, "assistantCallDuration"));
+	int ms = json_obj_get(d, call, "assistantCallDuration");
+	if (ms < 0)
+		ms = json_obj_get(d, msg, "durationMs"); /* Vapi */
+	put_member(out, &first, "durationMs", d, ms);
 	int secs = json_obj_get(d, cost, "callDuration");
 	if (secs < 0)
 		secs = json_obj_get(d, msg, "durationSeconds");
@@ -539,8 +542,9 @@ build_report(struct ctx *x, int msg, int call, struct buf *out)
 	put_member(out, &first, "endedBy", d, json_obj_get(d, call, "callEndTriggerBy"));
 	put_member(out, &first, "endReason", d, json_obj_get(d, call, "phoneCallStatusReason"));
 	put_member(out, &first, "endedReason", d, json_obj_get(d, msg, "endedReason"));
-	put_member(out, &first, "startedAt", d, json_obj_get(d, call, "startAt"));
-	put_member(out, &first, "endedAt", d, json_obj_get(d, call, "endAt"));
+	int started = json_obj_get(d, call, "startAt"), ended = json_obj_get(d, call, "endAt");
+	put_member(out, &first, "startedAt", d, started >= 0 ? started : json_obj_get(d, msg, "startedAt"));
+	put_member(out, &first, "endedAt", d, ended >= 0 ? ended : json_obj_get(d, msg, "endedAt"));
 	int rec = json_obj_get(d, call, "recording");
 	if (json_is_object(d, rec) && json_obj_get(d, rec, "path") >= 0 &&
 	    d->tok[json_obj_get(d, rec, "path")].end > d->tok[json_obj_get(d, rec, "path")].start)

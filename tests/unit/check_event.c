@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "event.h"
 #include "event_record.h"
 #include "hash.h"
@@ -526,6 +527,28 @@ START_TEST(test_report_newest_stands)
 }
 END_TEST
 
+/* Vapi's end-of-call report: its times and duration at the top, and the reason the call ended,
+ * which the API names even without a terminal status carrying it. */
+START_TEST(test_vapi_report)
+{
+	struct harness h;
+	h_init(&h);
+	h_post(&h, "{\"message\":{\"type\":\"end-of-call-report\",\"endedReason\":\"customer-ended-call\","
+	           "\"durationMs\":61500,\"startedAt\":\"2026-07-14T15:04:40.000Z\",\"endedAt\":\"2026-07-14T15:05:41.500Z\","
+	           "\"call\":{\"id\":\"VR\"},\"artifact\":{\"messages\":[]}}}");
+	struct view_call *c = view_find(&h.v, "VR", 2);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(strstr(c->report, "\"durationMs\":61500"));
+	ck_assert_ptr_nonnull(strstr(c->report, "\"startedAt\":\"2026-07-14T15:04:40.000Z\""));
+	ck_assert_ptr_nonnull(strstr(c->report, "\"endedAt\":\"2026-07-14T15:05:41.500Z\""));
+	struct buf b = BUF_INIT;
+	api_call_detail(&b, c, 1, h.seq);
+	ck_assert_ptr_nonnull(memmem(b.data, b.len, "\"ended_reason\":\"customer-ended-call\"", 36));
+	buf_free(&b);
+	h_free(&h);
+}
+END_TEST
+
 /* The 2025 shape keeps the analysis inside the call object. */
 START_TEST(test_legacy_report_analysis)
 {
@@ -813,6 +836,7 @@ event_suite(void)
 	tcase_add_test(tc, test_skipped_replies);
 	tcase_add_test(tc, test_report_newest_stands);
 	tcase_add_test(tc, test_legacy_report_analysis);
+	tcase_add_test(tc, test_vapi_report);
 	tcase_add_test(tc, test_vapi_shape);
 	tcase_add_test(tc, test_legacy_shape);
 	tcase_add_test(tc, test_error_alert);
