@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -592,6 +595,118 @@ chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffe
 	}
 }
 
+/* --- a deadline for the whole request ---------------------------------------------------------- */
+
+/* libevent's timeouts are per read: a client that sends a byte every few seconds keeps a request
+ * open for ever, and enough of them take every connection. Each request here must be complete
+ * within --request-timeout of its first byte, as nginx's client_header_timeout and
+ * client_body_timeout together, or it gets 408 and its connection is closed. The requests under
+ * way are tracked by socket descriptor, with the socket's inode, so that a descriptor closed and
+ * reused by a new connection is never mistaken for the old one. */
+#define HTTP_SWEEP_MS 250       /* how often deadlines are checked */
+#define HTTP_MAX_FDS (1u << 20) /* descriptors tracked at most (the usual hard limit) */
+
+struct pending_req {
+	uint64_t ino;      /* the socket's inode: 0 = no request under way on this descriptor */
+	uint64_t start_ms; /* when its first byte arrived */
+};
+
+static struct {
+	struct pending_req *fd; /* indexed by descriptor */
+	size_t cap, active;
+	uint64_t deadline_ms;
+	struct event *sweep;
+	struct log_limit limit;
+} deadlines;
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+socket_ino(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* The first bytes of a request arrived on fd. */
+static void
+deadline_start(int fd, uint64_t now)
+{
+	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.deadline_ms)
+		return;
+	struct pending_req *p = &deadlines.fd[fd];
+	uint64_t ino = socket_ino(fd);
+	if (p->ino == ino && ino)
+		return; /* the same request goes on */
+	if (!p->ino)
+		deadlines.active++;
+	p->ino = ino ? ino : 1;
+	p->start_ms = now;
+}
+
+/* The request on fd was read whole: it is the handler's now. */
+static void
+deadline_done(int fd)
+{
+	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.fd[fd].ino)
+		return;
+	deadlines.fd[fd].ino = 0;
+	deadlines.active--;
+}
+
+static void
+sweep_cb(evutil_socket_t unused, short what, void *arg)
+{
+	(void)unused;
+	(void)what;
+	(void)arg;
+	if (!deadlines.active)
+		return;
+	uint64_t now = mono_ms();
+	for (size_t fd = 0; fd < deadlines.cap; fd++) {
+		struct pending_req *p = &deadlines.fd[fd];
+		if (!p->ino || now - p->start_ms < deadlines.deadline_ms)
+			continue;
+		uint64_t want = p->ino;
+		p->ino = 0;
+		deadlines.active--;
+		if (socket_ino((int)fd) != want)
+			continue; /* closed meanwhile, perhaps reused: not the connection that was late */
+		struct buf body = BUF_INIT, msg = BUF_INIT;
+		buf_printf(&body, "{\"error\":\"the request was not complete within %llu s\",\"code\":\"timeout\"}",
+		           (unsigned long long)(deadlines.deadline_ms / 1000));
+		buf_printf(&msg,
+		           "HTTP/1.1 408 Request Timeout\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
+		           "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+		           body.len);
+		buf_add(&msg, body.data, body.len);
+		if (!msg.failed) {
+			ssize_t w = send((int)fd, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)w;
+		}
+		buf_free(&body);
+		buf_free(&msg);
+		/* libevent sees the end of the stream and frees the connection itself */
+		shutdown((int)fd, SHUT_RDWR);
+		char peer[64] = "?";
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		if (getpeername((int)fd, (struct sockaddr *)&ss, &sslen) == 0)
+			http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
+		log_limited(&deadlines.limit, LOG_WARNING,
+		            "refused a %s from %s: 408 not complete within --request-timeout %llu s; connection closed",
+		            refusals.what, peer, (unsigned long long)(deadlines.deadline_ms / 1000));
+		if (refusals.cb)
+			refusals.cb(408, refusals.arg);
+	}
+}
+
 static uint64_t last_input_ms;
 
 uint64_t
@@ -606,9 +721,8 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 	static char head[HTTP_HEAD_PEEK_MAX];
 	if (!info->n_added)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	last_input_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	last_input_ms = mono_ms();
+	deadline_start(bufferevent_getfd(arg), last_input_ms);
 	/* Only a buffer that starts with a request line can hold a head; body bytes never do here
 	 * (a JSON body starts with "{", a chunk with its size). */
 	char start[8];
@@ -729,6 +843,23 @@ libevent_log(int severity, const char *msg)
 		log_limited(&limit, prio, "libevent: %s", msg);
 }
 
+static struct {
+	void (*handler)(struct evhttp_request *, void *);
+	void *arg;
+} user;
+
+/* Every complete request passes here first: its deadline is over. */
+static void
+gencb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	if (bev)
+		deadline_done(bufferevent_getfd(bev));
+	user.handler(req, user.arg);
+}
+
 struct evhttp *
 http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t max_headers, unsigned timeout,
                 void (*handler)(struct evhttp_request *, void *), void *arg, const char *what,
@@ -744,7 +875,21 @@ http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t 
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
-	evhttp_set_gencb(http, handler, arg);
+	user.handler = handler;
+	user.arg = arg;
+	evhttp_set_gencb(http, gencb, NULL);
+	struct rlimit rl;
+	deadlines.cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < HTTP_MAX_FDS
+	                        ? (size_t)rl.rlim_cur
+	                        : HTTP_MAX_FDS;
+	deadlines.fd = calloc(deadlines.cap, sizeof(*deadlines.fd));
+	deadlines.deadline_ms = (uint64_t)timeout * 1000u;
+	deadlines.sweep = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+	struct timeval sweep = { 0, HTTP_SWEEP_MS * 1000 };
+	if (!deadlines.fd || !deadlines.sweep || event_add(deadlines.sweep, &sweep) < 0) {
+		evhttp_free(http);
+		return NULL;
+	}
 	refusals.max_body = max_body;
 	refusals.max_headers = max_headers;
 	refusals.what = what;

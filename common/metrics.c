@@ -25,6 +25,7 @@ static const char *const reason_names[METRICS_REASONS] = {
 	[METRICS_R_NOT_FOUND] = "not_found",
 	[METRICS_R_AMBIGUOUS_FRAMING] = "ambiguous_framing",
 	[METRICS_R_BAD_REQUEST] = "bad_request",
+	[METRICS_R_TIMEOUT] = "timeout",
 	[METRICS_R_NO_MEMORY] = "no_memory",
 	[METRICS_R_OTHER] = "other",
 };

@@ -186,8 +186,10 @@ refused_early(int code, void *arg)
 	struct ingest *g = arg;
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
 	/* libevent's own refusals: the body over the limit, or a request it could not read */
-	metrics_reject(worker_metrics, code == 413 ? METRICS_R_TOO_LARGE : code == 400 ? METRICS_R_BAD_REQUEST
-	                                                                               : METRICS_R_OTHER);
+	metrics_reject(worker_metrics, code == 413   ? METRICS_R_TOO_LARGE
+	                               : code == 400 ? METRICS_R_BAD_REQUEST
+	                               : code == 408 ? METRICS_R_TIMEOUT
+	                                             : METRICS_R_OTHER);
 }
 
 /* The value a header carries as a credential: Authorization's without its scheme. */

@@ -322,6 +322,82 @@ def scenario_accepted(ctx):
         finish_daemon(d, "accepting daemon")
 
 
+# --- slow senders ------------------------------------------------------------------------------------
+
+def trickle(port, parts, gap, wait):
+    """Sends parts with gap seconds between them, reading any answer as it comes; returns the answer
+    (a Resp) once the server answers or closes, or None if it did neither within wait seconds."""
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    try:
+        for p in parts:
+            try:
+                s.sendall(p)
+            except OSError:
+                break
+            s.settimeout(gap)
+            try:
+                if s.recv(1, socket.MSG_PEEK):
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+            if time.monotonic() - t0 > wait:
+                return None
+        try:
+            status, hs, body = H._read_response(s, t0 + wait)
+        except OSError:
+            return None
+        return H.Resp(status, hs, body, time.monotonic() - t0)
+    finally:
+        s.close()
+
+
+def scenario_slow(ctx):
+    d = new_daemon("slow", args=["--request-timeout", "2", "--log-refusals", "0"])
+    try:
+        d.start()
+        c = Checker(d)
+        ev = jbytes(status_event("slow-call", "queued"))
+        head = H.webhook_head(d.wport, len(ev))
+        lines = [b"POST /webhook HTTP/1.1\r\n"] + [b"X-Slow-%d: y\r\n" % i for i in range(40)]
+        r = c.refused("headers sent a line every 0.5 s, past --request-timeout 2", 408, "timeout",
+                      lambda: trickle(d.wport, lines, 0.5, 6))
+        if r is not None:
+            t.ok(r.elapsed < 3.5, "the 408 came within the deadline and a sweep (%.2f s)" % r.elapsed)
+        r = c.refused("a body sent a byte every 0.5 s, past --request-timeout 2", 408, "timeout",
+                      lambda: trickle(d.wport, [head] + [ev[i:i + 1] for i in range(len(ev))], 0.5, 6))
+        # A request that takes its time but finishes within the deadline is taken.
+        c.accepted("a body in 4 pieces over 1.2 s (within --request-timeout 2)",
+                   lambda: H.raw_request(d.wport, head, [ev[i:i + 20] for i in range(0, len(ev), 20)][:3] +
+                                         [ev[60:]], gap=0.4, timeout=5), "slow-call")
+        # Many slow senders at once: a webhook sent meanwhile is answered at once.
+        holders = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", d.wport))
+            s.sendall(b"POST /webhook HTTP/1.1\r\n")
+            holders.append(s)
+        r = d.webhook(jbytes(status_event("slow-call", "ongoing", BASE_TS + 1)), timeout=3)
+        t.eq(r.status, 200, "with 50 slow senders holding connections, a webhook is answered")
+        time.sleep(3)
+        still_open = 0
+        for s in holders:
+            s.settimeout(0.2)
+            try:
+                s.recv(100)  # an answer, or the end of the stream: closed by the daemon
+            except socket.timeout:
+                still_open += 1
+            except OSError:
+                pass
+            s.close()
+        t.eq(still_open, 0, "none of the 50 is held open past the deadline")
+        n = counter(d, "rejected") or 0
+        t.ok(n >= 2, "the 408s are counted as refusals (%d)" % n)
+    finally:
+        finish_daemon(d, "slow daemon")
+
+
 # --- the sender's secret ------------------------------------------------------------------------------
 
 def scenario_secret(ctx):
@@ -454,6 +530,7 @@ def main():
         t.scenario("refused", scenario_refused, {})
         t.scenario("small arena", scenario_small_arena, {})
         t.scenario("accepted", scenario_accepted, {})
+        t.scenario("slow senders", scenario_slow, {})
         t.scenario("sender's secret", scenario_secret, {})
         rows = readme_codes()
         t.ok(len(rows) >= 10, "the README's table lists the refusals with status and code (%d rows)" % len(rows))
