@@ -182,8 +182,11 @@ protect_live(struct store *s, size_t len, uint64_t now_ns)
 		uint64_t seq = arena_next_seq(a, ARENA_FACTS);
 		if (event_snapshot(&s->snap, c, seq) < 0)
 			return STORE_NOMEM;
+		uint64_t window = facts->data_size / STORE_RATIO_WINDOW_DIVISOR;
+		bool crowding = s->win_event >= window &&
+		                s->win_snap + s->snap.len > STORE_MAX_SNAPSHOT_RATIO * s->win_event;
 		if (c->mark == (s->commit_no | MARK_SNAPPED) || s->snap.len > facts->max_record ||
-		    !room_before(s, c, s->snap.len, false)) {
+		    !room_before(s, c, s->snap.len, false) || crowding) {
 			if (s->snap.len > facts->max_record)
 				log_limited(&drop_limit, LOG_WARNING,
 				            "live call %.12s… has outgrown the arena: its state (%zu bytes) is larger than the "
@@ -205,6 +208,7 @@ protect_live(struct store *s, size_t len, uint64_t now_ns)
 			return STORE_NOMEM;
 		c->mark = s->commit_no | MARK_SNAPPED;
 		arena_count(a, ARENA_C_SNAPSHOTS, 1);
+		s->win_snap += s->snap.len;
 	}
 	return STORE_OK;
 }
@@ -273,6 +277,11 @@ store_commit(struct store *s, const struct json_doc *doc, const char *orig, stru
 		return STORE_TOO_LARGE;
 	}
 	arena_publish(a);
+	s->win_event += s->fact.len;
+	if (s->win_event > 2 * (a->ring[ARENA_FACTS].data_size / STORE_RATIO_WINDOW_DIVISOR)) {
+		s->win_event /= 2;
+		s->win_snap /= 2;
+	}
 	s->fact_seq = seq;
 	s->raw_seq = raw_seq;
 	s->fact_time_ns = now_ns;

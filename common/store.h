@@ -30,6 +30,14 @@
 /* A live call is re-appended once its base comes within this fraction of the facts ring (bytes and
  * slots) of the tail: early enough that its snapshot fits in front of older records. */
 #define STORE_SNAPSHOT_HEADROOM_DIVISOR 2u
+/* Keeping live calls whole costs a copy of each once per half ring of writes: as their state nears
+ * half the ring the copies crowd out the events (each webhook would copy megabytes, and ingest fell
+ * from 8,600 to 170 webhooks a second). Past this many bytes of snapshots per byte of events,
+ * measured over a window of a sixteenth of the facts ring of events, the live calls no longer fit:
+ * the oldest leaves instead of being copied again. 4 keeps live calls up to four fifths of half the
+ * ring. */
+#define STORE_MAX_SNAPSHOT_RATIO 4u
+#define STORE_RATIO_WINDOW_DIVISOR 16u
 /* Calls whose leaving is remembered, to mark them resumed when they come back: a 4-way set-associative
  * table of id hashes (the oldest of a set is forgotten first), 512 KiB; a call is remembered at least
  * until tens of thousands of others have left. */
@@ -45,6 +53,7 @@ struct store {
 	uint64_t commit_no;         /* marks the calls a commit snapshots */
 	uint64_t fact_seq, raw_seq; /* of the last commit (raw_seq UINT64_MAX when none) */
 	uint64_t fact_time_ns;      /* the time stamped on its fact record */
+	uint64_t win_event, win_snap; /* fact bytes of events and of snapshots, recently (halved as it goes) */
 	/* Calls that left: their id's hash with the low bit saying whether they had ended (0: free). */
 	uint64_t *gone;    /* [STORE_GONE_SETS][STORE_GONE_WAYS] */
 	uint8_t *gone_next; /* per set: the way to replace next */

@@ -373,6 +373,13 @@ START_TEST(test_too_many_live_calls)
 			commit(&w);
 		}
 	}
+	/* Copying the live calls never crowds out the events: past a bounded ratio of snapshot bytes to
+	 * event bytes the oldest leaves instead (without the bound, this run copied the same calls over
+	 * and over, several snapshots per event, each the size of a whole call). */
+	uint64_t events = arena_counter_get(&w.a, ARENA_C_EVENTS), snaps = arena_counter_get(&w.a, ARENA_C_SNAPSHOTS);
+	printf("# %llu events, %llu snapshots, %llu live calls given up\n", (unsigned long long)events,
+	       (unsigned long long)snaps, (unsigned long long)arena_counter_get(&w.a, ARENA_C_LIVE_DROPPED));
+	ck_assert_uint_le(snaps, 2 * events); /* 12.9 per event without the bound */
 	struct view v;
 	read_back(&w, &v);
 	/* whatever is shown is whole: every present call has all its statuses and a gapless prefix of
