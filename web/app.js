@@ -1107,6 +1107,7 @@
     calls.sort((a, b) => newness(b) - newness(a));
     state.calls = calls;
     state.byId = new Map(calls.map((c) => [c.id, c]));
+    listDirty = false;
     if (calls.length) state.cleared = false;
 
     if (state.follow) {
@@ -1185,42 +1186,66 @@
     }
     const known = state.byId.get(c.id);
     if (!known || !isNum(known.last_seq) || c.last_seq >= known.last_seq) {
-      const calls = state.calls.filter((x) => x.id !== c.id);
-      calls.push(c);
-      calls.sort((a, b) => newness(b) - newness(a));
-      state.calls = calls;
       state.byId.set(c.id, c);
+      listDirty = true;
       state.cleared = false;
-    }
-    if (state.follow && newestId() !== state.selectedId) {
-      state.selectedId = newestId();
-      detailToken += 1;
-      detailInflight = null;
-      if (!state.paused) {
-        renderList();
-        ensureDetail(false);
-      } else {
-        state.pendingWhilePaused += 1;
-        renderIndicator();
-      }
-      return;
     }
     const have = state.detail && state.detail.id === c.id && state.detail.generation === delta.generation
       ? state.detail : null;
-    if (have) state.detail = mergeDetail(have, delta);
+    if (have) {
+      state.detail = mergeDetail(have, delta);
+    } else if ((state.follow || c.id === state.selectedId) &&
+               (!isNum(delta.after) || (isNum(delta.first_seq) && delta.after < delta.first_seq))) {
+      // The change holds the call's whole history (a new call): it is the detail, no fetch needed.
+      state.detail = delta;
+    }
     if (state.paused) {
       state.pendingWhilePaused += 1;
       renderIndicator();
       return;
     }
-    renderList();
-    if (have) renderDetail();
-    else if (c.id === state.selectedId) ensureDetail(false);
+    scheduleRender();
+  }
+
+  /* Changes can come far faster than a screen refreshes (50 calls a second, each message an
+     event): they are applied to the state as they come, and the page is drawn from it at most once
+     per frame, so the stream is read without falling behind. */
+  let listDirty = false;
+  let renderPending = false;
+
+  function rebuildCalls() {
+    state.calls = [...state.byId.values()].sort((a, b) => newness(b) - newness(a));
+    listDirty = false;
+  }
+
+  /* The list in order, and the newest call picked when following. */
+  function settleList() {
+    if (listDirty) rebuildCalls();
+    if (state.follow && newestId() !== state.selectedId) {
+      state.selectedId = newestId();
+      detailToken += 1;
+      detailInflight = null;
+    }
+  }
+
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    const run = () => {
+      renderPending = false;
+      if (state.paused) return;
+      settleList();
+      renderList();
+      ensureDetail(false);
+    };
+    // A hidden tab gets no frames: it is drawn when it is shown again.
+    if (typeof requestAnimationFrame === 'function' && !document.hidden) requestAnimationFrame(run);
+    else setTimeout(run, 0);
   }
 
   function onGone(id) {
-    state.calls = state.calls.filter((x) => x.id !== id);
     state.byId.delete(id);
+    rebuildCalls();
     if (state.paused) return;
     renderList();
     forget(id);
@@ -1242,6 +1267,7 @@
       state.pendingSnapshot = null;
       state.pendingWhilePaused = 0;
       if (pending) applySnapshot(pending);
+      settleList();
       renderList();
       ensureDetail(true);
       feed.now();
