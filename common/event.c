@@ -24,11 +24,11 @@ struct name {
  * client_secret): the key with its letters and digits only, lowered, holds one of these ... */
 static const char *const secret_parts[] = {
 	"secret", "password", "passwd", "apikey", "authorization", "privatekey", "credential", "accesskey",
-	"cookie", "signingkey",
+	"cookie", "signingkey", "passphrase",
 };
 /* ... or ends with this (token, accessToken, refresh_token; not promptTokens, a usage count). */
 #define SECRET_SUFFIX "token"
-#define SECRET_KEY_MIN 5
+#define SECRET_KEY_MIN 4 /* "auth" */
 /* Objects whose "headers" member echoes the request headers the platform sends us. */
 static const struct name server_keys[] = { NAME("assistantServer"), NAME("server") };
 static const struct name headers_key[] = { NAME("headers") };
@@ -267,7 +267,7 @@ key_is_secret(const struct json_doc *d, int key)
 		if (strstr(norm, secret_parts[i]))
 			return true;
 	size_t sl = sizeof(SECRET_SUFFIX) - 1;
-	return k >= sl && memcmp(norm + k - sl, SECRET_SUFFIX, sl) == 0;
+	return (k >= sl && memcmp(norm + k - sl, SECRET_SUFFIX, sl) == 0) || strcmp(norm, "auth") == 0;
 }
 
 static bool

@@ -459,7 +459,7 @@ route(struct query *q, struct evhttp_request *req)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
 		http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", q->out.data, q->out.len);
 	} else if (strcmp(path, "/api/stream") == 0) {
-		if (!method_is(req, EVHTTP_REQ_GET, "GET"))
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 			return;
 		add_page_headers(req);
 		sse_open(q->sse, req, &q->view, q->generation, q->follow.cursor, arena_tail(&q->arena, ARENA_FACTS));
@@ -519,6 +519,7 @@ query_main(const struct config *cfg)
 	                 : NULL;
 	q.base = q.loop.base;
 	q.sse = q.http ? sse_hub_new(q.base, cfg->stream_clients, cfg->stream_backlog, cfg->stream_heartbeat) : NULL;
+	sse_hub_known_from(q.sse, q.follow.cursor);
 	if (!q.http || !q.sse) {
 		log_msg(LOG_ERR, "cannot serve on the dashboard socket");
 		return 1;

@@ -45,6 +45,10 @@ struct sse_hub {
 	size_t nclients, max_clients, max_backlog;
 	struct sse_gone_entry gone[SSE_GONE_KEEP];
 	uint64_t ngone; /* departures ever recorded in this generation (the ring keeps the latest) */
+	/* Departures are known from this position on: before it (this query process started, or a new
+	 * generation began) they were not seen, so a client older than that cannot be told of them. */
+	uint64_t gone_known_from;
+	bool gone_known_set;
 	bool pending_reset;
 	uint64_t opened, overflowed, events;
 	struct buf ev, data;
@@ -152,12 +156,18 @@ frame(struct sse_hub *h, const char *type, uint64_t generation, uint64_t id_next
 	buf_adds(&h->ev, "\n\n");
 }
 
-/* {"next":N,"summary":{...},"detail":{...}}, the detail holding what changed after `after`. */
+/* {"next":N,"replace":B,"summary":{...},"detail":{...}}, the detail holding what changed after
+ * `after`; or, when the call's history began after that (a new call, or one whose history started
+ * over when it came back after leaving the arena), its whole state with replace true: a client
+ * must drop what it held of the call, not merge into it. */
 static void
 call_data(struct sse_hub *h, const struct view_call *c, uint64_t generation, uint64_t next, uint64_t after)
 {
+	bool replace = after == API_ALL || c->first_seq > after;
+	if (replace)
+		after = API_ALL;
 	buf_reset(&h->data);
-	buf_printf(&h->data, "{\"next\":%" PRIu64 ",\"summary\":", next);
+	buf_printf(&h->data, "{\"next\":%" PRIu64 ",\"replace\":%s,\"summary\":", next, replace ? "true" : "false");
 	api_call_summary(&h->data, c);
 	buf_adds(&h->data, ",\"detail\":");
 	api_call_delta(&h->data, c, generation, next, after);
@@ -254,6 +264,8 @@ sse_flush_reset(struct sse_hub *h, uint64_t generation, uint64_t next)
 		return;
 	h->pending_reset = false;
 	forget_gone(h);
+	h->gone_known_from = next;
+	h->gone_known_set = true;
 	position_data(h, generation, next, "generation", -1);
 	frame(h, "reset", generation, next, &h->data);
 	broadcast(h, NULL, 0);
@@ -303,8 +315,12 @@ parse_id(const char *s, uint64_t *gen, uint64_t *next)
 #define CATCH_TOO_MUCH (-3)
 static long
 catch_up(struct sse_hub *h, struct sse_client *cl, const struct view *v, uint64_t generation, uint64_t next,
-         uint64_t from)
+         uint64_t from, uint64_t tail)
 {
+	/* Calls may have left unseen before this process knew (an arena that never dropped a fact has
+	 * lost no call). */
+	if (tail > 0 && (!h->gone_known_set || from < h->gone_known_from))
+		return CATCH_FORGOTTEN;
 	size_t bytes = 0;
 	uint64_t kept = h->ngone < SSE_GONE_KEEP ? h->ngone : SSE_GONE_KEEP;
 	uint64_t first = h->ngone - kept;
@@ -345,6 +361,13 @@ void
 sse_open(struct sse_hub *h, struct evhttp_request *req, const struct view *v, uint64_t generation, uint64_t next,
          uint64_t tail)
 {
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* what a GET would start with, and the end: a HEAD holds no stream open */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/event-stream; charset=utf-8");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store, no-transform");
+		http_reply(req, 200, NULL);
+		return;
+	}
 	if (h->nclients >= h->max_clients) {
 		char extra[48];
 		snprintf(extra, sizeof(extra), "\"limit\":%zu", h->max_clients);
@@ -421,7 +444,7 @@ sse_open(struct sse_hub *h, struct evhttp_request *req, const struct view *v, ui
 		reason = "ahead";
 	else if (lnext < tail)
 		reason = "evicted";
-	long n = reason ? CATCH_FORGOTTEN : catch_up(h, cl, v, generation, next, lnext);
+	long n = reason ? CATCH_FORGOTTEN : catch_up(h, cl, v, generation, next, lnext, tail);
 	if (n == CATCH_FORGOTTEN && !reason)
 		reason = "evicted";
 	else if (n == CATCH_TOO_MUCH)
@@ -474,6 +497,15 @@ sse_hub_free(struct sse_hub *h)
 	buf_free(&h->ev);
 	buf_free(&h->data);
 	free(h);
+}
+
+void
+sse_hub_known_from(struct sse_hub *h, uint64_t next)
+{
+	if (!h)
+		return;
+	h->gone_known_from = next;
+	h->gone_known_set = true;
 }
 
 size_t

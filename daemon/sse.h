@@ -12,7 +12,10 @@
  *
  * Event data is one line of JSON:
  *   hello   {"generation","next"}                 a fresh stream (no Last-Event-ID)
- *   call    {"next","summary":{...},"detail":{...}} detail as GET /api/calls/{id}?after=NEXT-1
+ *   call    {"next","replace","summary","detail"}  detail as GET /api/calls/{id}?after=NEXT-1, or
+ *                                                  with replace true the call's whole state (a new
+ *                                                  call, or one that came back after leaving the
+ *                                                  arena): drop what was held of it
  *   gone    {"id"}                                 the call's history was overwritten
  *   synced  {"generation","next","calls"}          the catch-up after a reconnection is complete
  *   reset   {"generation","next","reason"}         start over: another generation ("generation"),
@@ -43,6 +46,8 @@ struct evhttp_request;
  * a comment this often keeps idle streams (and the proxies between) alive. */
 struct sse_hub *sse_hub_new(struct event_base *base, size_t max_clients, size_t max_backlog, unsigned heartbeat_s);
 void sse_hub_free(struct sse_hub *h);
+/* The view's position when the hub starts following it: departures before it were not seen. */
+void sse_hub_known_from(struct sse_hub *h, uint64_t next);
 size_t sse_hub_clients(const struct sse_hub *h);
 /* Counters for /metrics: streams opened, dropped for their backlog, events sent. */
 void sse_hub_stats(const struct sse_hub *h, uint64_t *opened, uint64_t *overflowed, uint64_t *events);

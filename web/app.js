@@ -18,7 +18,8 @@
   const BOTTOM_SLACK_PX = 8;
   const CLAMP_CHARS = 4000;     // longer messages are shown folded, with a "show all" toggle
   const SLOW_REPLY_MS = 3000;   // an assistant reply slower than this gets a latency hint
-  const STREAM_FAILS_BEFORE_POLLING = 3;  // stream attempts that never opened before we poll instead
+  const STREAM_FAILS_BEFORE_POLLING = 3;
+  const MAX_LISTED = 1000;     // calls in the list; the counter says how many there are in all  // stream attempts that never opened before we poll instead
 
   /* ------------------------------------------------------------------------------------------ */
   /* Data layer                                                                                 */
@@ -46,8 +47,17 @@
       }
       return { ok: res.ok, status: res.status, body };
     },
-    calls() {
-      return Api.request('api/calls');
+    /* The call list, a page at a time, up to MAX_LISTED calls (the most recently active). */
+    async calls() {
+      const first = await Api.request('api/calls');
+      if (!first.ok || !first.body || !Array.isArray(first.body.calls)) return first;
+      let body = first.body;
+      while (body.next !== null && body.next !== undefined && body.calls.length < MAX_LISTED) {
+        const r = await Api.request('api/calls?before=' + encodeURIComponent(body.next));
+        if (!r.ok || !r.body || !Array.isArray(r.body.calls) || r.body.generation !== body.generation) break;
+        body = Object.assign({}, body, { calls: body.calls.concat(r.body.calls), next: r.body.next });
+      }
+      return { ok: true, status: first.status, body };
     },
     call(id) {
       return Api.request('api/calls/' + encodeURIComponent(id));
@@ -342,6 +352,7 @@
     callId: null,
     generation: null,
     lastSeq: null,
+    firstSeq: null,
     entries: new Map(),   // message key -> { row, skippedSig }
     unseen: 0,
     stick: true,          // the chat is scrolled to the bottom
@@ -516,7 +527,8 @@
       else item.btn.removeAttribute('aria-current');
     }
     select.value = state.follow ? '' : (state.selectedId || '');
-    $('callCount').textContent = String(state.calls.length);
+    $('callCount').textContent = isNum(state.total) && state.total > state.calls.length
+      ? state.calls.length + ' of ' + state.total : String(state.calls.length);
     $('listEmpty').hidden = state.calls.length > 0;
     $('listEmpty').textContent = state.cleared ? 'All calls were cleared. New calls appear here.'
       : 'No calls yet. They appear here as soon as the first webhook arrives.';
@@ -881,6 +893,7 @@
     view.callId = null;
     view.generation = null;
     view.lastSeq = null;
+    view.firstSeq = null;
     view.unseen = 0;
     renderJump();
   }
@@ -950,9 +963,11 @@
       }
       return;
     }
-    if (d.id === view.callId && d.generation === view.generation && d.last_seq === view.lastSeq) return;
+    if (d.id === view.callId && d.generation === view.generation && d.last_seq === view.lastSeq &&
+        d.first_seq === view.firstSeq) return;
 
-    const switched = d.id !== view.callId || d.generation !== view.generation;
+    // Another call, another generation, or the same call whose history started over: draw anew.
+    const switched = d.id !== view.callId || d.generation !== view.generation || d.first_seq !== view.firstSeq;
     const wasAtBottom = switched || atBottom(chat);
     if (switched) resetTranscript();
 
@@ -965,6 +980,7 @@
     view.callId = d.id;
     view.generation = d.generation;
     view.lastSeq = d.last_seq;
+    view.firstSeq = d.first_seq;
 
     if ($('msgs').querySelector('.bubble, .note, .skipped')) {
       $('chatEmpty').hidden = true;
@@ -1103,6 +1119,7 @@
     }
     state.generation = gen;
     state.seq = body.seq;
+    state.total = isNum(body.total) ? body.total : null;
     const calls = body.calls.filter((c) => c && typeof c.id === 'string');
     calls.sort((a, b) => newness(b) - newness(a));
     state.calls = calls;
@@ -1185,6 +1202,7 @@
       return;   // the reset that comes with a new generation brings the list
     }
     const known = state.byId.get(c.id);
+    if (!known && isNum(state.total)) state.total += 1;
     if (!known || !isNum(known.last_seq) || c.last_seq >= known.last_seq) {
       state.byId.set(c.id, c);
       listDirty = true;
@@ -1192,12 +1210,12 @@
     }
     const have = state.detail && state.detail.id === c.id && state.detail.generation === delta.generation
       ? state.detail : null;
-    if (have) {
-      state.detail = mergeDetail(have, delta);
-    } else if ((state.follow || c.id === state.selectedId) &&
-               (!isNum(delta.after) || (isNum(delta.first_seq) && delta.after < delta.first_seq))) {
-      // The change holds the call's whole history (a new call): it is the detail, no fetch needed.
+    if (data.replace && (have || state.follow || c.id === state.selectedId)) {
+      // The call's whole state (a new call, or one whose history started over after it left the
+      // arena): it replaces what was held, and following it needs no fetch.
       state.detail = delta;
+    } else if (have) {
+      state.detail = mergeDetail(have, delta);
     }
     if (state.paused) {
       state.pendingWhilePaused += 1;
@@ -1244,6 +1262,7 @@
   }
 
   function onGone(id) {
+    if (state.byId.has(id) && isNum(state.total)) state.total -= 1;
     state.byId.delete(id);
     rebuildCalls();
     if (state.paused) return;

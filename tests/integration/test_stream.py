@@ -205,6 +205,8 @@ def scenario_stream(ctx):
              "rewrites it)", a.headers)
         t.eq(a.headers.get("x-accel-buffering"), "no", "X-Accel-Buffering: no (nginx passes each event on)")
         t.ok("content-encoding" not in a.headers, "not compressed")
+        r = d.api("/api/stream", method="HEAD")
+        t.eq((r.status, r.body), (200, b""), "HEAD /api/stream: the headers, and the end")
         hello = a.of("hello")[0]
         gen = hello["data"]["generation"]
         t.eq(hello["id"], "%s-0" % gen, "the hello id names the generation and the next sequence number")
@@ -368,7 +370,30 @@ def scenario_gone(ctx):
         t.ok("LEAVES" not in d.call_ids(), "the ended call left the full arena (after %d calls)" % n)
         t.ok(a.wait(lambda s: any(e["event"] == "gone" and e["data"]["id"] == "LEAVES" for e in s.events), timeout=10),
              "the stream announced it gone", [e["event"] for e in a.events][-5:])
+        # It comes back: its history starts over, and the event says to replace what was held.
+        post(d, history("LEAVES", 1, text="back %d"))
+        def back_events(s):
+            return [e["data"] for e in s.events if e["event"] == "call" and e["data"]["summary"]["id"] == "LEAVES"
+                    and e["data"]["summary"]["resumed"]]
+
+        t.ok(a.wait(lambda s: back_events(s)), "the call that comes back is announced",
+             lambda: [e["event"] for e in a.events][-5:])
+        back = (back_events(a) or [{}])[0]
+        t.eq((back.get("replace"), [m["text"] for m in back.get("detail", {}).get("messages", [])]), (True, ["back 1"]),
+             "whole, with replace: only its new history, which replaces what a client held")
+        held = a.last_id()
         a.close()
+        # A query worker started after calls left cannot name those departures to a client older
+        # than its start: such a client starts over.
+        w = d.workers()
+        os.kill(w["query"], signal.SIGKILL)
+        post(d, status_event("AFTER", "queued", BASE_TS + 9))  # while query restarts (100 ms back-off)
+        t.ok(d.wait_for(lambda: d.workers().get("query") not in (None, w["query"]) and d.api("/healthz").status == 200,
+                        timeout=5), "the query worker is back")
+        c = Stream(d.dport, last_id=held)
+        t.ok(c.wait(lambda s: s.of("reset")) and c.of("reset")[0]["data"]["reason"] == "evicted",
+             "after a query restart, a client older than its start is reset (evicted)", lambda: c.events[-2:])
+        c.close()
         # A client whose id is older than the arena's tail cannot be caught up: reset.
         b = Stream(d.dport, last_id=a.of("hello")[0]["id"])
         t.ok(b.wait(lambda s: s.of("reset")) and b.of("reset")[0]["data"]["reason"] == "evicted",

@@ -254,9 +254,9 @@ START_TEST(test_secret_key_names)
 	const char *b = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"K\",\"status\":\"queued\","
 	                "\"metadata\":{\"accessToken\":\"v-1\",\"privateKey\":\"v-2\",\"clientSecret\":\"v-3\","
 	                "\"webhookSecret\":\"v-4\",\"x-api-key\":\"v-5\",\"token\":\"v-6\",\"Refresh_Token\":\"v-7\","
-	                "\"\\u0061piKey\":\"v-8\",\"promptTokens\":123,\"tokensUsed\":9,\"note\":\"kept\"}}}}";
+	                "\"\\u0061piKey\":\"v-8\",\"auth\":\"v-9\",\"passphrase\":\"v-0\",\"promptTokens\":123,\"tokensUsed\":9,\"note\":\"kept\"}}}}";
 	h_post(&h, b);
-	for (int i = 1; i <= 8; i++) {
+	for (int i = 0; i <= 9; i++) {
 		char v[8];
 		snprintf(v, sizeof(v), "\"v-%d\"", i);
 		ck_assert_msg(memmem(h.body.data, h.body.len, v, strlen(v)) == NULL, "%s is stored", v);
