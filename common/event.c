@@ -353,16 +353,6 @@ walk(struct ctx *x, int tok)
 	}
 }
 
-/* A secret can be scrubbed from raw JSON text only if it appears there byte for byte. */
-static bool
-json_safe(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
-			return false;
-	return true;
-}
-
 /* Replaces every occurrence of s[0..n) in b. */
 static void
 replace_all(struct event_builder *eb, struct buf *b, const char *s, size_t n)
@@ -406,57 +396,86 @@ holds_secret(const char *s, size_t n, const struct event_secrets *sec)
 	return false;
 }
 
-/* Scrubs JSON text b (a valid document). A secret that can stand in it byte for byte is replaced
- * where it stands, keeping everything else as sent. A copy written with escapes (\u0073ecret, \/, a
- * secret holding a quote) is found by reading each string that has an escape as its reader would;
- * such a string is written again, unescaped where it can be, with the secret replaced. */
+/* Scrubs JSON text b (a valid document), inside its strings only: a secret that happens to match
+ * JSON syntax or a number's digits is not a value, and replacing it there would break the document.
+ * A string whose raw text holds a secret has it replaced where it stands, keeping everything else
+ * as sent. A copy written with escapes (\u0073ecret, \/, a secret holding a quote), or one that
+ * would appear only once broken UTF-8 is served repaired (a secret holding U+FFFD), is found by
+ * reading the string as its reader would; that string is written again with the secret replaced.
+ * A number that equals a secret becomes the quoted marker. */
 static void
 scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *sec)
 {
 	if (!sec || !b->len)
 		return;
-	for (int i = 0; i < sec->n; i++)
-		if (sec->len[i] >= EVENT_SECRET_MIN_SCRUB && json_safe(sec->v[i], sec->len[i]))
-			replace_all(eb, b, sec->v[i], sec->len[i]);
-	/* A string with broken UTF-8 is served repaired, its broken bytes as U+FFFD: a secret holding
-	 * U+FFFD could appear only then, so such strings are read as served too. */
-	bool repl = false;
-	for (int i = 0; i < sec->n && !repl; i++)
-		repl = sec->len[i] >= EVENT_SECRET_MIN_SCRUB && memmem(sec->v[i], sec->len[i], "\xEF\xBF\xBD", 3);
-	if (!memchr(b->data, '\\', b->len) && !repl)
-		return;
+	bool any = false, repl = false;
+	for (int i = 0; i < sec->n; i++) {
+		if (sec->len[i] < EVENT_SECRET_MIN_SCRUB)
+			continue;
+		any = any || memmem(b->data, b->len, sec->v[i], sec->len[i]) != NULL;
+		repl = repl || memmem(sec->v[i], sec->len[i], "\xEF\xBF\xBD", 3) != NULL;
+	}
+	if (!any && !repl && !memchr(b->data, '\\', b->len))
+		return; /* the common case: nothing to look at */
 	struct buf *str = &eb->scrub_str, *out = &eb->scrub_out;
 	const char *p = b->data, *end = b->data + b->len, *copied = p;
 	bool rewrote = false;
-	while ((p = memchr(p, '"', (size_t)(end - p))) != NULL) {
-		const char *s = ++p;
-		bool escaped = false;
-		while (p < end && *p != '"') {
-			if (*p == '\\') {
-				escaped = true;
-				p++;
-			} else if (repl && (unsigned char)*p >= 0x80) {
-				escaped = true;
+	buf_reset(out);
+	while (p < end) {
+		const char *s = p, *e;
+		bool is_str = *p == '"';
+		if (is_str) {
+			bool slow = false;
+			for (e = ++s; e < end && *e != '"'; e++) {
+				if (*e == '\\') {
+					slow = true;
+					e++;
+				} else if (repl && (unsigned char)*e >= 0x80) {
+					slow = true;
+				}
 			}
+			if (e >= end)
+				break; /* not JSON: nothing more can be read */
+			p = e + 1;
+			size_t n = (size_t)(e - s);
+			if (slow) {
+				if (!buf_reserve(str, JSON_UNESCAPED_MAX(n) + 1))
+					continue;
+				str->len = json_unescape(s, n, str->data, NULL);
+			} else {
+				buf_reset(str);
+				buf_add(str, s, n);
+			}
+			if (str->failed || !holds_secret(str->data, str->len, sec))
+				continue;
+			scrub(eb, str, sec);
+			buf_add(out, copied, (size_t)(s - 1 - copied));
+			if (slow)
+				json_write_str(out, str->data, str->len);
+			else { /* as sent, but for the markers (which need no escape) */
+				buf_addc(out, '"');
+				buf_add(out, str->data, str->len);
+				buf_addc(out, '"');
+			}
+			copied = p;
+			rewrote = true;
+		} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			for (e = p + 1; e < end && (strchr("0123456789+-.eE", *e) != NULL); e++)
+				;
+			p = e;
+			bool hit = false;
+			for (int i = 0; i < sec->n && !hit; i++)
+				hit = sec->len[i] >= EVENT_SECRET_MIN_SCRUB && sec->len[i] == (size_t)(e - s) &&
+				      memcmp(s, sec->v[i], sec->len[i]) == 0;
+			if (!hit)
+				continue;
+			buf_add(out, copied, (size_t)(s - copied));
+			buf_adds(out, "\"" EVENT_REDACTED "\"");
+			copied = p;
+			rewrote = true;
+		} else {
 			p++;
 		}
-		if (p >= end)
-			break; /* not JSON: nothing more can be read */
-		size_t n = (size_t)(p - s);
-		p++;
-		if (!escaped || !buf_reserve(str, JSON_UNESCAPED_MAX(n) + 1))
-			continue;
-		str->len = json_unescape(s, n, str->data, NULL);
-		if (!holds_secret(str->data, str->len, sec))
-			continue;
-		if (!rewrote) {
-			buf_reset(out);
-			rewrote = true;
-		}
-		scrub(eb, str, sec);
-		buf_add(out, copied, (size_t)(s - 1 - copied));
-		json_write_str(out, str->data, str->len);
-		copied = p;
 	}
 	if (!rewrote)
 		return;

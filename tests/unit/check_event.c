@@ -318,6 +318,34 @@ START_TEST(test_secret_with_replacement_char)
 }
 END_TEST
 
+/* A secret that matches JSON syntax or a number is replaced inside strings only, and a number equal
+ * to it becomes the quoted marker: the body stays JSON (found by the fuzz target). */
+START_TEST(test_secret_matching_syntax)
+{
+	struct harness h;
+	h_init(&h);
+	struct event_secrets sec = { 0 };
+	const char *num = "1784041330123", *syn = "\":{\"id\":";
+	event_secrets_add(&sec, num, strlen(num));
+	event_secrets_add(&sec, syn, strlen(syn));
+	const char *b = "{\"message\":{\"type\":\"status-update\",\"timestamp\":1784041330123,\"call\":{\"id\":\"N\","
+	                "\"status\":\"queued\",\"note\":\"at 1784041330123 ok\"}}}";
+	struct json_doc d;
+	ck_assert_int_eq(json_parse(&d, b, strlen(b), NULL), JSON_OK);
+	ck_assert_int_eq(event_build(&h.eb, &d, b, &h.v, &sec, &h.fact, &h.body, &h.res), 0);
+	json_free(&d);
+	assert_no_string_holds(h.body.data, h.body.len, num);
+	static const char *const want[] = { "\"timestamp\":\"[redacted]\"", "\"note\":\"at [redacted] ok\"",
+		                            "\"call\":{\"id\":\"N\"" };
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_msg(memmem(h.body.data, h.body.len, want[i], strlen(want[i])) != NULL, "%s not in %.*s", want[i],
+		              (int)h.body.len, h.body.data);
+	ck_assert_int_eq(h.res.ts, 1784041330123LL); /* what the event says is read before scrubbing */
+	event_secrets_clear(&sec);
+	h_free(&h);
+}
+END_TEST
+
 /* A string longer than its limit is cut where a character ends, never inside one. */
 START_TEST(test_cut_at_character)
 {
@@ -829,6 +857,7 @@ event_suite(void)
 	tcase_add_test(tc, test_secret_key_names);
 	tcase_add_test(tc, test_cut_at_character);
 	tcase_add_test(tc, test_secret_with_replacement_char);
+	tcase_add_test(tc, test_secret_matching_syntax);
 	tcase_add_test(tc, test_unattributed);
 	tcase_add_test(tc, test_unknown_type_changes_nothing);
 	tcase_add_test(tc, test_status_order_and_terminal);
