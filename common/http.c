@@ -660,6 +660,24 @@ deadline_done(int fd)
 	deadlines.active--;
 }
 
+size_t
+http_requests_in_progress(void)
+{
+	size_t n = 0;
+	for (size_t fd = 0; deadlines.active && fd < deadlines.cap; fd++) {
+		struct pending_req *p = &deadlines.fd[fd];
+		if (!p->ino)
+			continue;
+		if (socket_ino((int)fd) == p->ino) {
+			n++;
+		} else { /* the connection went away: nothing will complete */
+			p->ino = 0;
+			deadlines.active--;
+		}
+	}
+	return n;
+}
+
 static void
 sweep_cb(evutil_socket_t unused, short what, void *arg)
 {

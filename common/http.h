@@ -52,6 +52,9 @@ void http_server_close_listener(void);
 /* CLOCK_MONOTONIC ms when the last request bytes arrived on any connection (0: none yet): a
  * request still arriving keeps a stopping worker draining. */
 uint64_t http_last_input_ms(void);
+/* Requests whose first bytes arrived and whose last have not, on connections still open: a
+ * stopping worker waits for them. */
+size_t http_requests_in_progress(void);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 

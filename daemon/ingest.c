@@ -484,8 +484,18 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct ingest *g = arg;
 	uint64_t now = now_ms(), input = http_last_input_ms();
 	uint64_t last = input > g->last_request_ms ? input : g->last_request_ms;
-	if (now - last >= INGEST_DRAIN_QUIET_MS || now - g->stop_ms >= g->drain_max_ms)
+	/* Quiet is not enough: a sender may pause in the middle of a request. */
+	size_t arriving = now - last >= INGEST_DRAIN_QUIET_MS ? http_requests_in_progress() : 1;
+	if (arriving == 0) {
 		event_base_loopexit(g->base, NULL);
+	} else if (now - g->stop_ms >= g->drain_max_ms) {
+		arriving = http_requests_in_progress();
+		if (arriving)
+			log_msg(LOG_WARNING, "stopping with %zu webhook(s) still arriving after %llu ms: their senders see "
+			                     "the connection close",
+			        arriving, (unsigned long long)(now - g->stop_ms));
+		event_base_loopexit(g->base, NULL);
+	}
 }
 
 static void

@@ -85,6 +85,7 @@ become_worker(struct child *c, pid_t master_pid)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
+	signal(SIGALRM, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(1);

@@ -18,8 +18,8 @@
   const BOTTOM_SLACK_PX = 8;
   const CLAMP_CHARS = 4000;     // longer messages are shown folded, with a "show all" toggle
   const SLOW_REPLY_MS = 3000;   // an assistant reply slower than this gets a latency hint
-  const STREAM_FAILS_BEFORE_POLLING = 3;
-  const MAX_LISTED = 1000;     // calls in the list; the counter says how many there are in all  // stream attempts that never opened before we poll instead
+  const STREAM_FAILS_BEFORE_POLLING = 3;  // stream attempts that never opened before we poll instead
+  const MAX_LISTED = 1000;     // calls in the list; the counter says how many there are in all
 
   /* ------------------------------------------------------------------------------------------ */
   /* Data layer                                                                                 */
@@ -1231,8 +1231,10 @@
   let listDirty = false;
   let renderPending = false;
 
+  /* The newest MAX_LISTED calls are listed, as a freshly opened dashboard lists them (the counter
+     counts the rest). */
   function rebuildCalls() {
-    state.calls = [...state.byId.values()].sort((a, b) => newness(b) - newness(a));
+    state.calls = [...state.byId.values()].sort((a, b) => newness(b) - newness(a)).slice(0, MAX_LISTED);
     listDirty = false;
   }
 

@@ -1124,6 +1124,40 @@ def scenario_reset(ctx):
 
 # --- 9. SIGTERM with requests in flight -----------------------------------------------------------
 
+def scenario_paused_sender(ctx):
+    """A webhook half sent when SIGTERM comes, its sender silent for longer than the drain's quiet
+    period, then sending the rest: it is answered and kept (nothing else arrives meanwhile)."""
+    d = new_daemon("paused")
+    try:
+        d.start()
+        body = jbytes(conv_event("paused-call", [("paused", "user", "sent in two halves")]))
+        s = socket.create_connection(("127.0.0.1", d.wport), timeout=5)
+        s.sendall(H.webhook_head(d.wport, len(body)) + body[:20])
+        time.sleep(0.4)  # quiet for longer than the drain waits for
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        s.sendall(body[20:])
+        try:
+            status, _h, _b = H._read_response(s, time.monotonic() + 5)
+        except OSError as e:
+            status = repr(e)
+        s.close()
+        t.eq(status, 200, "a webhook paused half sent across SIGTERM is answered 200")
+        rc = d.proc.wait(10)
+        t.eq(rc, 0, "the daemon then stops with status 0")
+        H.LIVE.discard(d)
+        d2 = new_daemon("paused2", arena=d.arena)
+        try:
+            d2.start()
+            v, _ = H.try_json(d2.conversation("paused-call").body)
+            t.eq([m["text"] for m in (v or {}).get("messages", [])], ["sent in two halves"], "and it was stored")
+        finally:
+            finish_daemon(d2, "daemon after the paused sender")
+    finally:
+        if d.alive():
+            d.stop()
+
+
 def scenario_inflight(ctx):
     d = new_daemon("inflight")
     acked, lock, stop = [], threading.Lock(), threading.Event()
@@ -1578,6 +1612,7 @@ def main():
         scenario("6 processes", scenario_kill, ctx)
         scenario("7 reset", scenario_reset, ctx)
         scenario("9 SIGTERM in flight", scenario_inflight, ctx)
+        scenario("9 SIGTERM and a paused sender", scenario_paused_sender, ctx)
         scenario("10 slow body", scenario_slow, ctx)
         scenario("11 review regressions", scenario_review, ctx)
         scenario("12 full arena", scenario_full_arena, ctx)
