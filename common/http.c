@@ -641,11 +641,10 @@ deadline_start(int fd, uint64_t now)
 	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.deadline_ms)
 		return;
 	struct pending_req *p = &deadlines.fd[fd];
-	uint64_t ino = socket_ino(fd);
-	if (p->ino == ino && ino)
-		return; /* the same request goes on */
-	if (!p->ino)
-		deadlines.active++;
+	if (p->ino)
+		return; /* the same request goes on (the sweep tells a reused descriptor by its inode) */
+	uint64_t ino = socket_ino(fd); /* once a request, not once a read */
+	deadlines.active++;
 	p->ino = ino ? ino : 1;
 	p->start_ms = now;
 }
