@@ -430,8 +430,8 @@ scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *
 				if (*e == '\\') {
 					slow = true;
 					e++;
-				} else if (repl && (unsigned char)*e >= 0x80) {
-					slow = true;
+				} else if (repl && ((unsigned char)*e >= 0x80 || (unsigned char)*e < 0x20)) {
+					slow = true; /* broken UTF-8 or a raw NUL: served as U+FFFD */
 				}
 			}
 			if (e >= end)

@@ -303,9 +303,10 @@ START_TEST(test_secret_with_replacement_char)
 	struct event_secrets sec = { 0 };
 	const char *hdr = "s8\xEF\xBF\xBD\xEF\xBF\xBDxy";
 	event_secrets_add(&sec, hdr, strlen(hdr));
-	const char *b = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"Q\",\"status\":\"queued\","
-	                "\"note\":\"s8\xFF\xFFxy\"}}}";
-	h_post_sec(&h, b, strlen(b), &sec);
+	/* broken UTF-8 in one string, raw NUL bytes in another: both are served as U+FFFD */
+	static const char b[] = "{\"message\":{\"type\":\"status-update\",\"call\":{\"id\":\"Q\",\"status\":\"queued\","
+	                        "\"note\":\"s8\xFF\xFFxy\",\"other\":\"s8\0\0xy\"}}}";
+	h_post_sec(&h, b, sizeof(b) - 1, &sec);
 	struct buf served = BUF_INIT;
 	json_write_sanitized(&served, h.body.data, h.body.len);
 	assert_no_string_holds(served.data, served.len, hdr);
