@@ -614,6 +614,7 @@ struct pending_req {
 static struct {
 	struct pending_req *fd; /* indexed by descriptor */
 	size_t cap, active;
+	size_t top; /* one past the highest descriptor ever tracked: scans stop there, not at cap */
 	uint64_t deadline_ms;
 	struct event *sweep;
 	struct log_limit limit;
@@ -645,6 +646,8 @@ deadline_start(int fd, uint64_t now)
 		return; /* the same request goes on (the sweep tells a reused descriptor by its inode) */
 	uint64_t ino = socket_ino(fd); /* once a request, not once a read */
 	deadlines.active++;
+	if ((size_t)fd >= deadlines.top)
+		deadlines.top = (size_t)fd + 1;
 	p->ino = ino ? ino : 1;
 	p->start_ms = now;
 }
@@ -663,7 +666,7 @@ size_t
 http_requests_in_progress(void)
 {
 	size_t n = 0;
-	for (size_t fd = 0; deadlines.active && fd < deadlines.cap; fd++) {
+	for (size_t fd = 0; deadlines.active && fd < deadlines.top; fd++) {
 		struct pending_req *p = &deadlines.fd[fd];
 		if (!p->ino)
 			continue;
@@ -686,7 +689,7 @@ sweep_cb(evutil_socket_t unused, short what, void *arg)
 	if (!deadlines.active)
 		return;
 	uint64_t now = mono_ms();
-	for (size_t fd = 0; fd < deadlines.cap; fd++) {
+	for (size_t fd = 0; deadlines.active && fd < deadlines.top; fd++) {
 		struct pending_req *p = &deadlines.fd[fd];
 		if (!p->ino || now - p->start_ms < deadlines.deadline_ms)
 			continue;
