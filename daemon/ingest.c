@@ -27,6 +27,7 @@
 #include "store.h"
 #include "event_log.h"
 #include "http.h"
+#include "http_access.h"
 #include "http_inflate.h"
 #include "http_secret.h"
 #include "json.h"
@@ -518,6 +519,7 @@ ingest_main(const struct config *cfg)
 	static struct ingest g;
 	char err[256], why[512];
 	g.cfg = cfg;
+	explicit_bzero(&worker_access, sizeof(worker_access)); /* the webhook side never needs the dashboard's token */
 	g.lim.max_depth = cfg->json_max_depth;
 	g.lim.max_tokens = cfg->json_max_tokens;
 	if (arena_map(&g.arena, WORKER_FD_ARENA, true, err, sizeof(err)) < 0) {
