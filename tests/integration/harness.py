@@ -202,7 +202,8 @@ def request(port, method, path, body=None, headers=None, timeout=10.0, host="127
         hdrs = dict(headers or {})
         if auth and not any(k.lower() in ("authorization", "cookie") for k in hdrs):
             hdrs.update(auth_headers(port))
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k in hdrs))
         for k, v in hdrs.items():
             conn.putheader(k, v)
         if body is not None and not any(k.lower() == "content-length" for k in hdrs):
