@@ -399,7 +399,7 @@ access_refused(struct query *q, struct evhttp_request *req, enum metrics_access 
 	struct buf p = BUF_INIT;
 	log_text(&p, path ? path : "?", path ? strlen(path) : 1, 60);
 	log_limited(&q->access_limit, LOG_WARNING, "refused a dashboard request from %s for %s: %d %s", peer,
-	            p.data ? p.data : "?", code, what);
+	            buf_cstr(&p), code, what);
 	buf_free(&p);
 	if (worker_metrics)
 		atomic_fetch_add_explicit(&worker_metrics->access_refused[why], 1, memory_order_relaxed);

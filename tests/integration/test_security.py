@@ -165,6 +165,13 @@ def scenario_token(ctx):
         log = d.stderr_text()
         t.eq(log.count(d.token), 1, "the token is in one log line only: the URL at start", log)
         t.ok(tok not in log.split("dashboard: open")[0] or log.count(tok) <= 1, "the old token too")
+        lines = [l for l in log.splitlines() if "refused a dashboard request" in l]
+        shape = re.compile(r".*refused a dashboard request from 127\.0\.0\.1:\d+ for /[\w/.-]*: "
+                           r"(401 (no token|wrong token)|403 state-changing request from another origin|"
+                           r"421 Host not answered to \(DNS rebinding\?\))$")
+        t.ok(lines and all(shape.match(l) for l in lines),
+             "each refusal's log line names the peer, the path alone and the reason: nothing else",
+             "\n".join(l for l in lines if not shape.match(l)) or "no refusal lines")
         m = metric(d, 'liveevents_dashboard_refused_total{reason="unauthorized"}')
         t.ok(m is not None and m >= 1, "refusals are counted in /metrics", m)
     finally:
