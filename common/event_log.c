@@ -43,6 +43,12 @@ put_member(struct buf *b, const struct event_str *json, const char *key, size_t 
 void
 event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
 {
+	event_describe_text(b, f, time_ns, LOG_TEXT_CHARS);
+}
+
+void
+event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns, size_t text_chars)
+{
 	put_time(b, f->ts, time_ns);
 	if (f->flags & EVENT_F_UNATTRIBUTED) {
 		buf_adds(b, "\xE2\x84\xB9\xEF\xB8\x8F  no call id: ");
@@ -119,7 +125,10 @@ event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
 		buf_adds(b, said ? "; \xF0\x9F\x92\xAC " : "\xF0\x9F\x92\xAC "); /* 💬 */
 		log_text(b, last_msg.b.p, last_msg.b.len, EVENT_LOG_ROLE_MAX);
 		buf_adds(b, ": ");
-		log_text(b, last_msg.c.p, last_msg.c.len, LOG_TEXT_CHARS);
+		if (text_chars == EVENT_LOG_TEXT_HIDDEN)
+			buf_printf(b, "(%zu bytes of text)", (size_t)last_msg.c.len);
+		else
+			log_text(b, last_msg.c.p, last_msg.c.len, text_chars);
 		if (msgs > 1)
 			buf_printf(b, " (+%u more)", msgs - 1);
 	} else if (!said) {

@@ -5,6 +5,9 @@
 #ifndef LIVEEVENTS_EVENT_LOG_H
 #define LIVEEVENTS_EVENT_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "buf.h"
 #include "event_record.h"
 
@@ -12,7 +15,13 @@
 #define EVENT_LOG_STATUS_MAX 40
 #define EVENT_LOG_ROLE_MAX 20
 
-/* Appends the description of fact f (committed at time_ns if it carries no timestamp of its own). */
+#define EVENT_LOG_TEXT_HIDDEN 0        /* text_chars: say how long the message is, not what it says */
+#define EVENT_LOG_TEXT_ALL SIZE_MAX    /* text_chars: all of it (the log line's own cap still applies) */
+
+/* Appends the description of fact f (committed at time_ns if it carries no timestamp of its own),
+ * with the first LOG_TEXT_CHARS characters of its latest message. */
 void event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns);
+/* The same with text_chars characters of the message: --log-text short, none or full. */
+void event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns, size_t text_chars);
 
 #endif

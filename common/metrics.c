@@ -196,6 +196,13 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		head(b, "liveevents_worker_restarts_total", "counter", "Workers restarted by the master after they died or hung.");
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"ingest\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_INGEST]));
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"query\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_QUERY]));
+		static const char *const access_names[METRICS_ACCESS] = { "unauthorized", "host_not_allowed", "cross_origin" };
+		head(b, "liveevents_dashboard_refused_total", "counter",
+		     "Dashboard port requests refused by the access checks: no or wrong token, a Host not answered to, "
+		     "a state-changing request from another origin.");
+		for (int r = 0; r < METRICS_ACCESS; r++)
+			buf_printf(b, "liveevents_dashboard_refused_total{reason=\"%s\"} %" PRIu64 "\n", access_names[r],
+			           ld(&m->access_refused[r]));
 		hist(b, "liveevents_webhook_duration_seconds", "POST /webhook handling, from the request read to the answer.",
 		     &m->webhook);
 		hist(b, "liveevents_api_duration_seconds", "Dashboard port requests, from the request read to the answer.",

@@ -54,12 +54,16 @@ struct metrics_hist {
 
 enum metrics_worker { METRICS_INGEST, METRICS_QUERY, METRICS_WORKERS };
 
+/* Why the dashboard port refused a request before looking at what it asked (http_access.h). */
+enum metrics_access { METRICS_A_UNAUTHORIZED, METRICS_A_HOST_NOT_ALLOWED, METRICS_A_CROSS_ORIGIN, METRICS_ACCESS };
+
 struct metrics_shared {
 	_Atomic uint64_t rejected[METRICS_REASONS];  /* ingest */
 	struct metrics_hist webhook;                 /* ingest: POST /webhook, read to answered */
 	struct metrics_hist api;                     /* query: every answered dashboard request */
 	_Atomic uint64_t restarts[METRICS_WORKERS];  /* master */
 	_Atomic uint64_t started_ns;                 /* master: when the daemon started (CLOCK_REALTIME) */
+	_Atomic uint64_t access_refused[METRICS_ACCESS]; /* query */
 };
 
 /* A zeroed shared anonymous mapping (NULL on failure): created by the master before it forks. */

@@ -7,6 +7,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,16 @@ static const char usage_text[] =
 	"  --arena-size SIZE             total arena size, e.g. 64M (default 64M)\n"
 	"  --webhook-secret-file FILE    accept only webhooks carrying one of the secrets in FILE (one\n"
 	"                                per line) as x-interactly-secret or Authorization: Bearer\n"
+	"  --dashboard-token-file FILE   the dashboard's access token, made at first start if FILE does\n"
+	"                                not exist (default: the arena's path + " CONFIG_TOKEN_SUFFIX ")\n"
+	"  --no-auth                     no token for the dashboard: only when it listens on loopback\n"
+	"  --insecure-no-auth            no token for the dashboard, even on the LAN (anyone there can\n"
+	"                                read every transcript)\n"
+	"  --allowed-host NAME           a Host name the dashboard answers to besides IP addresses,\n"
+	"                                localhost and this machine's name; .NAME also allows names under\n"
+	"                                NAME, '*' any (repeatable, up to 16)\n"
+	"  --log-text short|none|full    message text in event log lines: the first 80 characters\n"
+	"                                (default), none, or all of it\n"
 	"  --max-body SIZE               largest webhook body accepted, also once inflated (default 4M)\n"
 	"  --max-headers SIZE            largest request header block (default 16K)\n"
 	"  --request-timeout SECONDS     time to send a whole request from its first byte (past it:\n"
@@ -70,6 +82,11 @@ enum {
 	OPT_STREAM_CLIENTS,
 	OPT_STREAM_BACKLOG,
 	OPT_STREAM_HEARTBEAT,
+	OPT_TOKEN_FILE,
+	OPT_NO_AUTH,
+	OPT_INSECURE_NO_AUTH,
+	OPT_ALLOWED_HOST,
+	OPT_LOG_TEXT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -94,6 +111,11 @@ static const struct option options[] = {
 	{ "stream-clients", required_argument, NULL, OPT_STREAM_CLIENTS },
 	{ "stream-backlog", required_argument, NULL, OPT_STREAM_BACKLOG },
 	{ "stream-heartbeat", required_argument, NULL, OPT_STREAM_HEARTBEAT },
+	{ "dashboard-token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "no-auth", no_argument, NULL, OPT_NO_AUTH },
+	{ "insecure-no-auth", no_argument, NULL, OPT_INSECURE_NO_AUTH },
+	{ "allowed-host", required_argument, NULL, OPT_ALLOWED_HOST },
+	{ "log-text", required_argument, NULL, OPT_LOG_TEXT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -138,6 +160,40 @@ parse_uint(const char *s, unsigned max, unsigned *out)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
+}
+
+bool
+options_is_loopback(const struct listen_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(in6))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127;
+	}
+	return false;
+}
+
+/* A DNS name (letters, digits, '-', '.', '_'), optionally with a leading dot, or '*'. */
+static bool
+allowed_host_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (strcmp(s, "*") == 0)
+		return true;
+	if (n == 0 || n > CONFIG_HOST_MAX || (s[0] == '.' && n == 1))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '.' || ch == '_'))
+			return false;
+	}
+	return true;
 }
 
 int
@@ -333,6 +389,37 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 				return CONFIG_ERROR;
 			}
 			break;
+		case OPT_TOKEN_FILE:
+			if (!optarg[0] || strlen(optarg) >= sizeof(c->dashboard_token_file)) {
+				snprintf(err, errlen, "bad --dashboard-token-file path");
+				return CONFIG_ERROR;
+			}
+			snprintf(c->dashboard_token_file, sizeof(c->dashboard_token_file), "%s", optarg);
+			break;
+		case OPT_NO_AUTH: c->no_auth = true; break;
+		case OPT_INSECURE_NO_AUTH: c->no_auth = c->insecure_no_auth = true; break;
+		case OPT_ALLOWED_HOST:
+			if (!allowed_host_ok(optarg) || c->nallowed_hosts == CONFIG_ALLOWED_HOSTS_MAX) {
+				snprintf(err, errlen,
+				         "bad --allowed-host '%.64s' (a DNS name, .NAME for NAME and the names under it, or '*'; at "
+				         "most %d)",
+				         optarg, CONFIG_ALLOWED_HOSTS_MAX);
+				return CONFIG_ERROR;
+			}
+			snprintf(c->allowed_hosts[c->nallowed_hosts++], CONFIG_HOST_MAX + 1, "%s", optarg);
+			break;
+		case OPT_LOG_TEXT:
+			if (strcmp(optarg, "short") == 0)
+				c->log_text = LOG_TEXT_SHORT;
+			else if (strcmp(optarg, "none") == 0)
+				c->log_text = LOG_TEXT_NONE;
+			else if (strcmp(optarg, "full") == 0)
+				c->log_text = LOG_TEXT_FULL;
+			else {
+				snprintf(err, errlen, "bad --log-text '%.32s' (short, none or full)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
 		case OPT_HELP:
 			fputs(usage_text, stdout);
 			return CONFIG_EXIT_OK;
@@ -371,5 +458,14 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	if (options_parse_listen(webhook, &c->webhook, err, errlen) < 0 ||
 	    options_parse_listen(dashboard, &c->dashboard, err, errlen) < 0)
 		return CONFIG_ERROR;
+	if (c->no_auth && !c->insecure_no_auth && !options_is_loopback(&c->dashboard)) {
+		snprintf(err, errlen,
+		         "--no-auth needs the dashboard on loopback only (e.g. --dashboard-listen 127.0.0.1:8080): on %s "
+		         "anyone who can reach it could read every transcript (--insecure-no-auth if that is really meant)",
+		         c->dashboard.text);
+		return CONFIG_ERROR;
+	}
+	if (!c->dashboard_token_file[0])
+		snprintf(c->dashboard_token_file, sizeof(c->dashboard_token_file), "%s" CONFIG_TOKEN_SUFFIX, c->arena);
 	return CONFIG_OK;
 }

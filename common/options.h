@@ -26,6 +26,12 @@
 #define CONFIG_DEFAULT_STREAM_BACKLOG (1u << 20) /* unsent bytes a stream client may hold */
 #define CONFIG_DEFAULT_STREAM_HEARTBEAT 15       /* seconds between comments on an idle stream */
 #define CONFIG_MAX_ADDR 256
+#define CONFIG_TOKEN_SUFFIX ".token"             /* the token file's default: the arena's path plus this */
+#define CONFIG_ALLOWED_HOSTS_MAX 16              /* --allowed-host given this many times at most */
+#define CONFIG_HOST_MAX 255
+
+/* How much of a message's text an event's log line shows (--log-text). */
+enum log_text_mode { LOG_TEXT_SHORT, LOG_TEXT_NONE, LOG_TEXT_FULL };
 
 struct listen_addr {
 	char text[CONFIG_MAX_ADDR]; /* as given, for messages */
@@ -51,6 +57,13 @@ struct config {
 	size_t stream_backlog;          /* --stream-backlog */
 	unsigned stream_heartbeat;      /* --stream-heartbeat, seconds */
 	char webhook_secret_file[4096]; /* "" = webhooks are not authenticated */
+	/* The dashboard's access (http_access.h). */
+	char dashboard_token_file[4096 + sizeof(CONFIG_TOKEN_SUFFIX)];
+	bool no_auth;                   /* --no-auth (loopback only) or --insecure-no-auth */
+	bool insecure_no_auth;
+	char allowed_hosts[CONFIG_ALLOWED_HOSTS_MAX][CONFIG_HOST_MAX + 1];
+	int nallowed_hosts;
+	enum log_text_mode log_text;    /* --log-text */
 };
 
 enum options_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
@@ -60,6 +73,8 @@ enum options_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
 enum options_result options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen);
 /* "HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" (all addresses); HOST may be a name. */
 int options_parse_listen(const char *s, struct listen_addr *a, char *err, size_t errlen);
+/* Whether a listen address accepts loopback connections only. */
+bool options_is_loopback(const struct listen_addr *a);
 /* "123", "64K", "64M", "1G" (binary multiples). */
 int options_parse_size(const char *s, uint64_t *out);
 

@@ -27,6 +27,7 @@
 #include "store.h"
 #include "event_log.h"
 #include "http.h"
+#include "http_access.h"
 #include "http_inflate.h"
 #include "http_secret.h"
 #include "json.h"
@@ -371,7 +372,10 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	struct event_fact f;
 	if (event_fact_decode(g->store.fact.data, g->store.fact.len, &f) == 0) {
 		buf_reset(&g->line);
-		event_describe(&g->line, &f, g->store.fact_time_ns);
+		event_describe_text(&g->line, &f, g->store.fact_time_ns,
+		                    g->cfg->log_text == LOG_TEXT_NONE   ? EVENT_LOG_TEXT_HIDDEN
+		                    : g->cfg->log_text == LOG_TEXT_FULL ? EVENT_LOG_TEXT_ALL
+		                                                        : LOG_TEXT_CHARS);
 		log_msg(LOG_INFO, "%s", buf_cstr(&g->line));
 	}
 }
@@ -518,6 +522,7 @@ ingest_main(const struct config *cfg)
 	static struct ingest g;
 	char err[256], why[512];
 	g.cfg = cfg;
+	explicit_bzero(&worker_access, sizeof(worker_access)); /* the webhook side never needs the dashboard's token */
 	g.lim.max_depth = cfg->json_max_depth;
 	g.lim.max_tokens = cfg->json_max_tokens;
 	if (arena_map(&g.arena, WORKER_FD_ARENA, true, err, sizeof(err)) < 0) {

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -24,6 +26,7 @@
 
 #include "arena.h"
 #include "http.h"
+#include "http_access.h"
 #include "http_secret.h"
 #include "log.h"
 #include "metrics.h"
@@ -373,6 +376,65 @@ make_pair(int sv[2])
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv);
 }
 
+/* The dashboard's access: its token (read, or made at the first start), the names it answers to,
+ * and the URL to open, logged once at every start as Jupyter does: the one log line that carries
+ * the token, so the journal or the terminal of scripts/run tells a new user where to go. */
+static int
+setup_access(const struct config *cfg)
+{
+	struct http_access *a = &worker_access;
+	memset(a, 0, sizeof(*a));
+	char err[512], hostport[CONFIG_MAX_ADDR + 8];
+	unsigned port = ntohs(cfg->dashboard.ss.ss_family == AF_INET6
+	                              ? ((const struct sockaddr_in6 *)&cfg->dashboard.ss)->sin6_port
+	                              : ((const struct sockaddr_in *)&cfg->dashboard.ss)->sin_port);
+	snprintf(a->cookie, sizeof(a->cookie), "liveevents_%u", port);
+	if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
+		a->hostname[0] = '\0';
+	for (int i = 0; i < cfg->nallowed_hosts; i++) {
+		if (strcmp(cfg->allowed_hosts[i], "*") == 0)
+			a->any_host = true;
+		else
+			snprintf(a->allowed[a->nallowed++], sizeof(a->allowed[0]), "%s", cfg->allowed_hosts[i]);
+	}
+	/* Where to point a browser: a wildcard address is reached by this machine's name. */
+	bool wildcard = false;
+	if (cfg->dashboard.ss.ss_family == AF_INET)
+		wildcard = ((const struct sockaddr_in *)&cfg->dashboard.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	else if (cfg->dashboard.ss.ss_family == AF_INET6)
+		wildcard = IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&cfg->dashboard.ss)->sin6_addr);
+	if (wildcard && a->hostname[0])
+		snprintf(hostport, sizeof(hostport), "%s:%u", a->hostname, port);
+	else
+		http_addr_text((const struct sockaddr *)&cfg->dashboard.ss, hostport, sizeof(hostport));
+	if (cfg->no_auth) {
+		if (cfg->insecure_no_auth && !options_is_loopback(&cfg->dashboard))
+			log_msg(LOG_WARNING, "--insecure-no-auth: anyone who can reach %s can read every transcript and clear them",
+			        cfg->dashboard.text);
+		log_msg(LOG_NOTICE, "dashboard: http://%s/ (no token: --no-auth)", hostport);
+		return 0;
+	}
+	a->auth = true;
+	bool created, loose;
+	if (http_token_load(cfg->dashboard_token_file, a->token, sizeof(a->token), &created, &loose, err, sizeof(err)) <
+	    0) {
+		log_msg(LOG_ERR, "%s", err);
+		return -1;
+	}
+	a->token_len = strlen(a->token);
+	if (loose)
+		log_msg(LOG_WARNING, "the dashboard token file %s is readable by other users: chmod 600 it",
+		        cfg->dashboard_token_file);
+	if (wildcard)
+		log_msg(LOG_NOTICE, "dashboard: open http://%s/?token=%s (on this machine: http://127.0.0.1:%u/?token=%s)",
+		        hostport, a->token, port, a->token);
+	else
+		log_msg(LOG_NOTICE, "dashboard: open http://%s/?token=%s", hostport, a->token);
+	log_msg(LOG_INFO, "dashboard token %s %s (delete it and restart to revoke every browser and script)",
+	        created ? "made and kept in" : "read from", cfg->dashboard_token_file);
+	return 0;
+}
+
 int
 master_run(const struct config *cfg)
 {
@@ -488,6 +550,8 @@ master_run(const struct config *cfg)
 	arena_geometry(cfg->arena_size, &geo);
 	log_msg(LOG_NOTICE, "liveeventsd %s starting: webhooks on %s, dashboard on %s, arena %s (%.1f MiB)",
 	        PACKAGE_VERSION, cfg->webhook.text, cfg->dashboard.text, cfg->arena, (double)geo.file_size / (1 << 20));
+	if (setup_access(cfg) < 0)
+		return 1;
 	spawn(ing);
 	spawn(qry);
 	event_base_dispatch(m.base);

@@ -22,6 +22,7 @@
 #include "event_record.h"
 #include "follow.h"
 #include "http.h"
+#include "http_access.h"
 #include "http_secret.h"
 #include "log.h"
 #include "metrics.h"
@@ -68,6 +69,7 @@ struct query {
 	struct http_shared *conversations;
 	uint64_t conversations_gen, conversations_seq;
 	struct sse_hub *sse;
+	struct log_limit access_limit;
 };
 
 /* --- following the arena -------------------------------------------------------------------------- */
@@ -364,6 +366,148 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* --- access (http_access.h) ----------------------------------------------------------------------- */
+
+/* What a browser without the token gets instead of the dashboard: no data, and where to find the URL.
+ * No inline script or style: the same CSP as the dashboard. */
+static const char signin_page[] =
+	"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	"<title>liveevents: open the dashboard URL</title>\n<link rel=\"icon\" href=\"/favicon.svg\">\n"
+	"<link rel=\"stylesheet\" href=\"/app.css\">\n</head>\n<body>\n"
+	"<main id=\"auth-needed\" class=\"auth-needed\">\n<h1>liveevents</h1>\n"
+	"<p>Open the dashboard URL with its token, as the daemon logged it when it started:</p>\n"
+	"<pre>journalctl -u liveevents | grep token</pre>\n"
+	"<p>or look in the terminal that runs <code>scripts/run</code>. The address opened with the token once, "
+	"this browser stays signed in.</p>\n</main>\n</body>\n</html>\n";
+
+static const char *
+in_header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+/* Logs a refused request (once per interval, never with its query string, which may hold a token)
+ * and counts it. */
+static void
+access_refused(struct query *q, struct evhttp_request *req, enum metrics_access why, int code, const char *what)
+{
+	char peer[64];
+	http_peer(req, peer, sizeof(peer));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	struct buf p = BUF_INIT;
+	log_text(&p, path ? path : "?", path ? strlen(path) : 1, 60);
+	log_limited(&q->access_limit, LOG_WARNING, "refused a dashboard request from %s for %s: %d %s", peer,
+	            p.data ? p.data : "?", code, what);
+	buf_free(&p);
+	if (worker_metrics)
+		atomic_fetch_add_explicit(&worker_metrics->access_refused[why], 1, memory_order_relaxed);
+}
+
+/* The ?token= of the page's URL, copied into out; NULL when absent. */
+static const char *
+url_token(struct evhttp_request *req, char *out, size_t outlen)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (!qs)
+		return NULL;
+	struct evkeyvalq params;
+	const char *v = NULL;
+	if (evhttp_parse_query_str(qs, &params) == 0) {
+		const char *t = evhttp_find_header(&params, "token");
+		if (t) {
+			snprintf(out, outlen, "%s", t);
+			v = out;
+		}
+		evhttp_clear_headers(&params);
+	}
+	return v;
+}
+
+/* Whether the request may go on; when not, it has been answered. page: the dashboard's HTML, which
+ * takes the token from its URL and answers a browser without one with the sign-in notice. */
+/* The Host check alone: what a DNS-rebound page must never get an answer to. */
+static bool
+access_ok_host(struct query *q, struct evhttp_request *req)
+{
+	const char *host = in_header(req, "Host");
+	if (!http_access_host_ok(&worker_access, host)) {
+		char msg[HTTP_HOST_MAX + 160];
+		snprintf(msg, sizeof(msg),
+		         "this dashboard does not answer to the Host '%.64s': open it by its address, or start the daemon "
+		         "with --allowed-host NAME",
+		         host);
+		add_page_headers(req);
+		http_send_error(req, 421, "host_not_allowed", msg, NULL);
+		access_refused(q, req, METRICS_A_HOST_NOT_ALLOWED, 421, "Host not answered to (DNS rebinding?)");
+		return false;
+	}
+	return true;
+}
+
+static bool
+access_ok(struct query *q, struct evhttp_request *req, bool page, enum http_credential *cred_out)
+{
+	const struct http_access *a = &worker_access;
+	const char *host = in_header(req, "Host");
+	if (!access_ok_host(q, req))
+		return false;
+	char tok[HTTP_TOKEN_MAX + 2];
+	const char *qt = page ? url_token(req, tok, sizeof(tok)) : NULL;
+	enum http_credential cred =
+	        http_access_credential(a, in_header(req, "Authorization"), in_header(req, "Cookie"), qt);
+	explicit_bzero(tok, sizeof(tok));
+	*cred_out = cred;
+	if (cred == HTTP_CRED_NONE || cred == HTTP_CRED_BAD) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		add_page_headers(req);
+		if (page) {
+			evhttp_add_header(h, "Cache-Control", "no-store");
+			http_send(req, 401, "text/html; charset=utf-8", signin_page, sizeof(signin_page) - 1);
+		} else {
+			evhttp_add_header(h, "WWW-Authenticate",
+			                  cred == HTTP_CRED_BAD ? "Bearer realm=\"liveevents\", error=\"invalid_token\""
+			                                        : "Bearer realm=\"liveevents\"");
+			http_send_error(req, 401, "unauthorized",
+			                cred == HTTP_CRED_BAD
+			                        ? "the dashboard token is wrong: open the dashboard URL from the daemon's log again"
+			                        : "the dashboard needs its token: open the dashboard URL from the daemon's log, "
+			                          "or send Authorization: Bearer TOKEN",
+			                NULL);
+		}
+		access_refused(q, req, METRICS_A_UNAUTHORIZED, 401, cred == HTTP_CRED_BAD ? "wrong token" : "no token");
+		return false;
+	}
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && !http_access_origin_ok(cred, in_header(req, "Origin"), host)) {
+		add_page_headers(req);
+		http_send_error(req, 403, "cross_origin",
+		                "a request that changes something must come from this dashboard's own page (its Origin) "
+		                "or carry Authorization: Bearer TOKEN",
+		                NULL);
+		access_refused(q, req, METRICS_A_CROSS_ORIGIN, 403, "state-changing request from another origin");
+		return false;
+	}
+	return true;
+}
+
+/* The page opened with its token: the token becomes a cookie only this origin's own requests carry
+ * (SameSite=Strict), out of reach of scripts (HttpOnly). The page itself is served, not a redirect: a
+ * Strict cookie is not sent on a redirect that a link on another site started, which would leave
+ * the user at the sign-in notice. The page then drops the token from the address bar. */
+static void
+set_cookie(struct evhttp_request *req)
+{
+	const struct http_access *a = &worker_access;
+	char c[sizeof(a->cookie) + HTTP_TOKEN_MAX + 96];
+	snprintf(c, sizeof(c), "%.31s=%.256s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", a->cookie, a->token,
+	         HTTP_COOKIE_MAX_AGE);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
+	explicit_bzero(c, sizeof(c));
+}
+
 /* --- routes --------------------------------------------------------------------------------------- */
 
 static void route(struct query *q, struct evhttp_request *req);
@@ -391,9 +535,42 @@ route(struct query *q, struct evhttp_request *req)
 		return;
 	}
 	const struct web_asset *asset = web_asset_find(path);
-	if (asset) {
+	bool page = asset && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0);
+	enum http_credential cred = HTTP_CRED_NONE;
+	if (strcmp(path, "/healthz") == 0) {
+		/* Open to monitors, as health checks are; only the token's holders learn how much is stored. */
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		buf_reset(&q->out);
+		enum http_credential c = http_access_credential(&worker_access, in_header(req, "Authorization"),
+		                                                in_header(req, "Cookie"), NULL);
+		if (c == HTTP_CRED_NONE || c == HTTP_CRED_BAD) {
+			buf_adds(&q->out, "{\"status\":\"ok\",\"role\":\"query\"}");
+		} else {
+			sync_arena(q);
+			buf_printf(&q->out, "{\"status\":\"ok\",\"role\":\"query\",\"generation\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
+			                    ",\"calls\":%zu}", q->generation, arena_head(&q->arena, ARENA_FACTS), q->view.ncalls);
+		}
+		send_buf(q, req, 200);
+		return;
+	}
+	/* The dashboard's code and style are the same for everyone and hold no data: the sign-in notice
+	 * uses them too. */
+	if (asset && !page) {
+		if (!access_ok_host(q, req))
+			return;
 		if (method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 			serve_asset(req, asset);
+		return;
+	}
+	if (!access_ok(q, req, page, &cred))
+		return;
+	if (asset) {
+		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
+			return;
+		if (cred == HTTP_CRED_QUERY)
+			set_cookie(req);
+		serve_asset(req, asset);
 		return;
 	}
 	/* Answer from the latest committed state, even if the doorbell is still on its way. */
@@ -402,13 +579,7 @@ route(struct query *q, struct evhttp_request *req)
 	uint64_t seq = arena_head(&q->arena, ARENA_FACTS);
 	size_t idlen;
 	char *id;
-	if (strcmp(path, "/healthz") == 0) {
-		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
-			return;
-		buf_printf(&q->out, "{\"status\":\"ok\",\"role\":\"query\",\"generation\":\"%016" PRIx64 "\",\"seq\":%" PRIu64
-		                    ",\"calls\":%zu}", q->generation, seq, q->view.ncalls);
-		send_buf(q, req, 200);
-	} else if (strcmp(path, "/api/conversations") == 0) {
+	if (strcmp(path, "/api/conversations") == 0) {
 		enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 		if (cmd == EVHTTP_REQ_DELETE) {
 			reset_request(q, req);

@@ -3,6 +3,7 @@
 
 #include "worker.h"
 
+#include "http_access.h"
 #include "http_secret.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 unsigned worker_restarts;
 struct metrics_shared *worker_metrics;
 struct http_secrets worker_secrets;
+struct http_access worker_access;
 
 uint64_t
 worker_monotonic_ns(void)

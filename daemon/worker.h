@@ -70,6 +70,10 @@ extern struct metrics_shared *worker_metrics;
  * stop every webhook. Query wipes its inherited copy at once. */
 struct http_secrets;
 extern struct http_secrets worker_secrets;
+/* The dashboard's token and allowed Host names, set by the master before it forks; ingest wipes
+ * its copy. */
+struct http_access;
+extern struct http_access worker_access;
 
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);

@@ -12,6 +12,12 @@
  */
 'use strict';
 
+// Opened with its token (/?token=...): the daemon has set the cookie, so the token leaves the
+// address bar, the history and anything a screenshot or a shared screen would show.
+if (new URLSearchParams(location.search).has('token')) {
+  history.replaceState(null, '', location.pathname + location.hash);
+}
+
 (() => {
   const POLL_MS = 1000;
   const MAX_RETRY_MS = 4000;

@@ -182,13 +182,28 @@ class Resp:
         return "<%s %s>" % (self.status, _short(self.body.decode("utf-8", "replace"), 300))
 
 
-def request(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):
+# The dashboard token of each dashboard port a Daemon started here: every request to that port
+# carries it as a bearer, as a script would, unless the caller sends its own Authorization or Cookie
+# or passes auth=False (the tests of the token itself).
+TOKENS = {}
+
+
+def auth_headers(port):
+    """{"Authorization": "Bearer TOKEN"} for a harness daemon's dashboard port, else {}."""
+    tok = TOKENS.get(port)
+    return {"Authorization": "Bearer " + tok} if tok else {}
+
+
+def request(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1", auth=True):
     """One request on a fresh connection. Raises OSError/http.client errors on transport problems."""
     t0 = time.monotonic()
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         hdrs = dict(headers or {})
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        if auth and not any(k.lower() in ("authorization", "cookie") for k in hdrs):
+            hdrs.update(auth_headers(port))
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k in hdrs))
         for k, v in hdrs.items():
             conn.putheader(k, v)
         if body is not None and not any(k.lower() == "content-length" for k in hdrs):
@@ -406,6 +421,7 @@ class Daemon:
         self.proc = None
         self.wport = self.dport = None
         self.workers_seen = set()
+        self.token = None
 
     # -- lifecycle
 
@@ -470,7 +486,29 @@ class Daemon:
                                                                                      self.stderr_tail()))
                 time.sleep(0.02)
         self.note_workers()
+        self.token = self.read_token()
+        if self.token:
+            TOKENS[self.dport] = self.token
+        else:
+            TOKENS.pop(self.dport, None)
         return self
+
+    def token_path(self):
+        a = self.argv()
+        if "--dashboard-token-file" in a:
+            return a[a.index("--dashboard-token-file") + 1]
+        return self.arena + ".token"
+
+    def read_token(self):
+        """The dashboard token the daemon uses, or None when it runs without one."""
+        a = self.argv()
+        if "--no-auth" in a or "--insecure-no-auth" in a:
+            return None
+        try:
+            with open(self.token_path()) as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -71,6 +71,8 @@ class Stream:
         self.s.settimeout(5)
         self.s.connect(("127.0.0.1", port))
         head = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % path
+        for k, v in H.auth_headers(port).items():
+            head += "%s: %s\r\n" % (k, v)
         if last_id is not None:
             head += "Last-Event-ID: %s\r\n" % last_id
         self.s.sendall((head + "\r\n").encode())
@@ -290,7 +292,8 @@ def scenario_limits(ctx):
         # b reads everything as it comes: curl, a process of its own, keeps up whatever the load
         b_out = os.path.join(d.dir, "b.sse")
         b_file = open(b_out, "wb")
-        b = subprocess.Popen(["curl", "-sN", "http://127.0.0.1:%d/api/stream" % d.dport], stdout=b_file,
+        b = subprocess.Popen(["curl", "-sN", "-H", "Authorization: Bearer " + d.token,
+                              "http://127.0.0.1:%d/api/stream" % d.dport], stdout=b_file,
                              stderr=subprocess.DEVNULL)
 
         def b_events():

@@ -407,7 +407,11 @@ post() { # post BODY -> HTTP status; the response body in $WORK/resp
 	curl -s -m "${2:-5}" -o "$WORK/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
 		--data-binary "$1" "http://127.0.0.1:$P_WEBHOOK/webhook" 2>/dev/null
 }
-calls() { curl -s -m 5 "http://127.0.0.1:$P_DASH/api/calls" 2>/dev/null; }
+# The dashboard token the daemon made in its StateDirectory at its first start (DynamicUser= puts it
+# under /var/lib/private).
+TOKEN_FILE=$ROOTFS/var/lib/private/liveevents/arena.token
+token() { cat "$TOKEN_FILE" 2>/dev/null; }
+calls() { curl -s -m 5 -H "Authorization: Bearer $(token)" "http://127.0.0.1:$P_DASH/api/calls" 2>/dev/null; }
 has_call() { calls | grep -q "\"id\":\"$1\""; }
 serves() { # both ports answer /healthz
 	curl -s -f -m 2 -o /dev/null "http://127.0.0.1:$P_WEBHOOK/healthz" &&
@@ -494,6 +498,15 @@ else
 	unit_diag
 fi
 check "GET /api/calls lists the call" has_call "$CALL1"
+tok=$(token)
+tmode=$(stat -c '%a' "$TOKEN_FILE" 2>/dev/null)
+if [ ${#tok} = 43 ] && [ "$tmode" = 600 ]; then
+	ok "the dashboard token was made in the state directory, mode 600"
+else
+	not_ok "the dashboard token was made in the state directory, mode 600 (length ${#tok}, mode '$tmode')"
+fi
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_DASH/api/calls")
+check "GET /api/calls without the token: 401" [ "$code" = 401 ]
 
 # --- the journal ---------------------------------------------------------------------------------
 sleep 0.3 # let journald take in the stream
@@ -504,6 +517,13 @@ if echo "$jall" | grep -q 'master: ready: ' && echo "$jall" | grep -q "ingest: .
 else
 	not_ok "journal holds the ready line and the event line"
 	echo "$jall" | tail -20 | diag
+fi
+if [ -n "$tok" ] && [ "$(echo "$jnotice" | grep -c "dashboard: open http://127.0.0.1:$P_DASH/?token=$tok\$")" = 1 ] &&
+	[ "$(echo "$jall" | grep -c -- "$tok")" = 1 ]; then
+	ok "journalctl -p notice shows the dashboard URL with its token, once; no other line has the token"
+else
+	not_ok "journalctl -p notice shows the dashboard URL with its token, once"
+	echo "$jall" | grep -n "dashboard" | sed "s/$tok/TOKEN/g" | diag
 fi
 if echo "$jnotice" | grep -q 'master: ready: ' && ! echo "$jnotice" | grep -q "$CALL1" &&
 	! echo "$jnotice" | grep -q 'ingest: accepting webhooks'; then
