@@ -105,7 +105,7 @@ async function main() {
       const lists = [];
       page.on('request', (r) => { if (/\/api\/calls(\?|$)/.test(r.url())) lists.push(Date.now()); });
       if (block) await page.route('**/api/stream', (route) => route.abort('connectionrefused'));
-      await page.goto(daemon.dashUrl + '/');
+      await page.goto(daemon.pageUrl());
       return { name, page, lists };
     };
     const a = await open('dashboard 1');
