@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { access, constants, readFile } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -238,6 +239,19 @@ export class Daemon {
   async postFile(path) {
     return this.post(await readFile(path));
   }
+}
+
+/* The pid of the daemon's query worker (the master names its children by role). */
+export function queryPid(masterPid) {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === masterPid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'query') return Number(d);
+    } catch (_) { /* gone meanwhile */ }
+  }
+  return null;
 }
 
 /* playwright-core's chromium, or, when it or the browser is missing, a TAP plan that skips the whole

@@ -9,11 +9,10 @@
 // Environment: LIVEEVENTSD (daemon binary; default <repo>/daemon/liveeventsd),
 //              CHROMIUM (default /usr/bin/chromium).
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
+import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual, queryPid } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -69,19 +68,6 @@ async function allShow(pages, k, timeoutMs = 8000) {
     await until(`${p.name} shows ${k} messages`, () => bubbles(p.page), (b) => b.length >= k, timeoutMs);
     assertEqual(await bubbles(p.page), want(k), `${p.name}'s bubbles`);
   }
-}
-
-/* The pid of the daemon's query worker (the master names its children by role). */
-function queryPid(masterPid) {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === masterPid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'query') return Number(d);
-    } catch (_) { /* gone meanwhile */ }
-  }
-  return null;
 }
 
 async function main() {
