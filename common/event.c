@@ -327,10 +327,43 @@ mark_value(struct ctx *x, int v)
 	}
 }
 
+/* Credentials written into a URL ("https://user:password@host/..."), anywhere in the body: the
+ * password becomes a secret, scrubbed wherever it appears. A password too short to scrub alone is
+ * scrubbed with the URL's "://user:" and "@" around it, which no ordinary text contains. */
+static void
+url_credentials(struct ctx *x, int tok)
+{
+	const struct json_doc *d = x->d;
+	const jsmntok_t *t = &d->tok[tok];
+	if (!x->sec || !memchr(d->text + t->start, '@', (size_t)(t->end - t->start)) ||
+	    !str_into(d, tok, &x->eb->tmp, NULL))
+		return;
+	const char *s = x->eb->tmp.data, *end = s + x->eb->tmp.len;
+	for (const char *p = s; (p = memmem(p, (size_t)(end - p), "://", 3)) != NULL;) {
+		const char *u = p + 3, *a = u;
+		while (a < end && !strchr("/?#@ \t\r\n\"<>", *a))
+			a++;
+		p = u;
+		if (a >= end || *a != '@')
+			continue;
+		const char *colon = memchr(u, ':', (size_t)(a - u));
+		const char *pw = colon ? colon + 1 : u; /* no colon: the whole userinfo is a token */
+		size_t n = (size_t)(a - pw);
+		if (n >= EVENT_SECRET_MIN_SCRUB)
+			event_secrets_add(x->sec, pw, n);
+		else if (n)
+			event_secrets_add(x->sec, p - 3, (size_t)(a + 1 - (p - 3)));
+	}
+}
+
 static void
 walk(struct ctx *x, int tok)
 {
 	const struct json_doc *d = x->d;
+	if (json_is_string(d, tok)) {
+		url_credentials(x, tok);
+		return;
+	}
 	if (json_is_array(d, tok)) {
 		for (int e = json_first(d, tok); e >= 0; e = json_after(d, tok, e))
 			walk(x, e);

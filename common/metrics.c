@@ -191,6 +191,8 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		one(b, "liveevents_stream_dropped_total", "counter", "Event streams dropped for falling too far behind.",
 		    q->stream_overflowed);
 		one(b, "liveevents_stream_events_total", "counter", "Events sent on event streams.", q->stream_events);
+		one(b, "liveevents_stream_refused_total", "counter", "Event streams refused (503): --stream-clients were open.",
+		    q->stream_refused);
 	}
 	if (m) {
 		head(b, "liveevents_worker_restarts_total", "counter", "Workers restarted by the master after they died or hung.");

@@ -80,7 +80,7 @@ void metrics_observe(struct metrics_hist *h, uint64_t us);
 struct metrics_query {
 	const struct view *view;
 	size_t stream_clients;
-	uint64_t stream_opened, stream_overflowed, stream_events;
+	uint64_t stream_opened, stream_overflowed, stream_events, stream_refused;
 };
 
 /* Appends the whole exposition (text format 0.0.4). */

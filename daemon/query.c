@@ -618,10 +618,11 @@ route(struct query *q, struct evhttp_request *req)
 	} else if (strcmp(path, "/metrics") == 0) {
 		if (!method_is(req, EVHTTP_REQ_GET, "GET, HEAD"))
 			return;
-		uint64_t opened, overflowed, events;
-		sse_hub_stats(q->sse, &opened, &overflowed, &events);
+		uint64_t opened, overflowed, events, refused;
+		sse_hub_stats(q->sse, &opened, &overflowed, &events, &refused);
 		struct metrics_query mq = { .view = &q->view, .stream_clients = sse_hub_clients(q->sse),
-			                    .stream_opened = opened, .stream_overflowed = overflowed, .stream_events = events };
+			                    .stream_opened = opened, .stream_overflowed = overflowed, .stream_events = events,
+			                    .stream_refused = refused };
 		metrics_render(&q->out, worker_metrics, &q->arena, &mq);
 		if (q->out.failed) {
 			send_buf(q, req, 200); /* answers the out-of-memory error */

@@ -50,9 +50,9 @@ struct sse_hub {
 	uint64_t gone_known_from;
 	bool gone_known_set;
 	bool pending_reset;
-	uint64_t opened, overflowed, events;
+	uint64_t opened, overflowed, events, refused;
 	struct buf ev, data;
-	struct log_limit overflow_limit;
+	struct log_limit overflow_limit, refused_limit;
 };
 
 /* --- clients ------------------------------------------------------------------------------------- */
@@ -373,6 +373,11 @@ sse_open(struct sse_hub *h, struct evhttp_request *req, const struct view *v, ui
 		snprintf(extra, sizeof(extra), "\"limit\":%zu", h->max_clients);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
 		http_send_error(req, 503, "too_many_streams", "too many event streams are open", extra);
+		h->refused++;
+		char peer[64];
+		http_peer(req, peer, sizeof(peer));
+		log_limited(&h->refused_limit, LOG_WARNING,
+		            "refused an event stream from %s: 503, --stream-clients %zu are open", peer, h->max_clients);
 		return;
 	}
 	/* ?call=ID follows one call. */
@@ -515,8 +520,9 @@ sse_hub_clients(const struct sse_hub *h)
 }
 
 void
-sse_hub_stats(const struct sse_hub *h, uint64_t *opened, uint64_t *overflowed, uint64_t *events)
+sse_hub_stats(const struct sse_hub *h, uint64_t *opened, uint64_t *overflowed, uint64_t *events, uint64_t *refused)
 {
+	*refused = h ? h->refused : 0;
 	*opened = h ? h->opened : 0;
 	*overflowed = h ? h->overflowed : 0;
 	*events = h ? h->events : 0;

@@ -50,7 +50,8 @@ void sse_hub_free(struct sse_hub *h);
 void sse_hub_known_from(struct sse_hub *h, uint64_t next);
 size_t sse_hub_clients(const struct sse_hub *h);
 /* Counters for /metrics: streams opened, dropped for their backlog, events sent. */
-void sse_hub_stats(const struct sse_hub *h, uint64_t *opened, uint64_t *overflowed, uint64_t *events);
+void sse_hub_stats(const struct sse_hub *h, uint64_t *opened, uint64_t *overflowed, uint64_t *events,
+                   uint64_t *refused);
 
 /* Answers GET /api/stream. The view is complete up to next (the follow cursor); tail is the
  * arena's oldest fact. */

@@ -307,6 +307,8 @@ def scenario_limits(ctx):
         t.ok(c.wait(lambda s: s.status is not None), "a third stream is answered")
         t.eq(c.status, 503, "beyond --stream-clients 2: 503")
         c.close()
+        t.ok("liveevents_stream_refused_total 1\n" in d.api("/metrics").body.decode(), "counted in /metrics")
+        t.ok("refused an event stream" in d.stderr_text(), "and logged", d.stderr_tail)
         pad = " " + "x" * 20000
 
         for k in range(1, N_BIG + 1):

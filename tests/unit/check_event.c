@@ -294,6 +294,32 @@ START_TEST(test_escaped_secret_echoes)
 }
 END_TEST
 
+/* Credentials written into URLs leave the stored body and every text; an e-mail address is no URL. */
+START_TEST(test_url_credentials)
+{
+	struct harness h;
+	h_init(&h);
+	struct event_secrets sec = { 0 };
+	const char *b = "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"U\",\"metadata\":{"
+	                "\"hook\":\"https://alice:s3cretPassw0rd@example.com/hook?x=1\","
+	                "\"repo\":\"https:\\/\\/ghp_abcdefghijkl@github.com\\/x\","
+	                "\"list\":[\"amqp://svc:hunter2@mq:5672\"],\"mail\":\"write to a@b.example\"}},"
+	                "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"use postgres://bob:pw@db:5432 and "
+	                "s3cretPassw0rd\"}]}}";
+	h_post_sec(&h, b, strlen(b), &sec);
+	static const char *const gone[] = { "s3cretPassw0rd", "ghp_abcdefghijkl", "hunter2", "bob:pw" };
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		assert_no_string_holds(h.body.data, h.body.len, gone[i]);
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "https://alice:[redacted]@example.com/hook?x=1", 45));
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "write to a@b.example", 20));
+	struct view_call *c = view_find(&h.v, "U", 1);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->msg[0].text, "use postgres[redacted]db:5432 and [redacted]");
+	event_secrets_clear(&sec);
+	h_free(&h);
+}
+END_TEST
+
 /* A secret holding U+FFFD would appear when a string with broken UTF-8 is served repaired: such
  * strings are read as served (found by the fuzz target). */
 START_TEST(test_secret_with_replacement_char)
@@ -849,6 +875,7 @@ event_suite(void)
 	tcase_add_test(tc, test_redaction);
 	tcase_add_test(tc, test_short_secret_redacted_in_place_only);
 	tcase_add_test(tc, test_escaped_secret_echoes);
+	tcase_add_test(tc, test_url_credentials);
 	tcase_add_test(tc, test_secret_key_names);
 	tcase_add_test(tc, test_cut_at_character);
 	tcase_add_test(tc, test_secret_with_replacement_char);
