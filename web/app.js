@@ -3,7 +3,8 @@
  * Two halves that only talk through plain data:
  *   - the data layer (Api, StreamFeed, PollingFeed) gets JSON from the daemon and hands it on:
  *     StreamFeed follows /api/stream (each change pushed as it is committed, resumed after a drop
- *     with Last-Event-ID) and falls back to PollingFeed when the stream cannot be opened;
+ *     with Last-Event-ID) and falls back to PollingFeed when the stream cannot be opened; a 401
+ *     from the API (not signed in) stops both and shows #auth-notice;
  *   - the controller/view keeps what is on screen in sync with what arrives, incrementally.
  *
  * Every string that comes from the API is put on the page as text (textContent, createTextNode,
@@ -51,6 +52,9 @@ if (new URLSearchParams(location.search).has('token')) {
       } catch (_) {
         body = null;
       }
+      // 401: the access cookie is missing or no longer valid (cleared, another token after the
+      // daemon made a new one). No retry can fix that, only reopening the URL with the token.
+      if (res.status === 401) signedOut();
       return { ok: res.ok, status: res.status, body };
     },
     /* The call list, a page at a time, up to MAX_LISTED calls (the most recently active). */
@@ -86,6 +90,7 @@ if (new URLSearchParams(location.search).has('token')) {
       this.opened = false;
       this.fails = 0;
       this.polling = false;
+      this.stopped = false;
       this.listToken = 0;
     }
     start() {
@@ -129,8 +134,16 @@ if (new URLSearchParams(location.search).has('token')) {
       on('call', (d) => this.handlers.onCall(d));
       on('gone', (d) => this.handlers.onGone(d.id));
     }
+    /* For good (signed out): the stream is closed, no list is retried, polling ends. */
+    stop() {
+      this.stopped = true;
+      this.listToken += 1;
+      if (this.source) this.source.close();
+      this.source = null;
+      this.fallback.stop();
+    }
     poll(reason) {
-      if (this.polling) return;
+      if (this.polling || this.stopped) return;
       this.polling = true;
       this.source = null;
       console.info('liveevents: polling: ' + reason);
@@ -141,12 +154,14 @@ if (new URLSearchParams(location.search).has('token')) {
       const r = await Api.calls().catch(() => null);
       if (token !== this.listToken) return;   // a later start superseded this one
       if (!r || !r.ok || !r.body || !Array.isArray(r.body.calls)) {
+        if (this.stopped) return;
         setTimeout(() => { if (token === this.listToken) this.list(); }, MAX_RETRY_MS);
         return;
       }
       this.handlers.onSnapshot(r.body);
     }
     now() {
+      if (this.stopped) return;
       if (this.polling) this.fallback.now();
       else this.list();
     }
@@ -175,9 +190,14 @@ if (new URLSearchParams(location.search).has('token')) {
       this.failures = 0;
       this.lastKey = null;
       this.epoch = 0;       // bumped by invalidate(): answers to older requests are dropped
+      this.stopped = false;
     }
     start() {
       this.schedule(0);
+    }
+    stop() {
+      this.stopped = true;
+      clearTimeout(this.timer);
     }
     /* Poll as soon as possible (after a user action). */
     now() {
@@ -194,6 +214,7 @@ if (new URLSearchParams(location.search).has('token')) {
       this.epoch += 1;
     }
     schedule(ms) {
+      if (this.stopped) return;   // also ends the loop of a tick answered after stop()
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.tick(), ms);
     }
@@ -349,7 +370,8 @@ if (new URLSearchParams(location.search).has('token')) {
     detail: null,         // latest detail fetched for selectedId
     connected: null,      // null until the first answer
     connReason: '',
-    denied: false,        // the API answered 401/403 (the access token cookie is missing or stale)
+    denied: false,        // the API answered 403 to polling
+    signedOut: false,     // the API answered 401: the access cookie is missing or stale; for good
     cleared: false,       // the user just reset: say so in the empty state
   };
 
@@ -374,7 +396,10 @@ if (new URLSearchParams(location.search).has('token')) {
     const text = $('connText');
     let mode;
     let label;
-    if (state.connected === false && state.denied) {
+    if (state.signedOut) {
+      mode = 'down';
+      label = 'Not signed in';
+    } else if (state.connected === false && state.denied) {
       mode = 'down';
       label = 'Access denied · reload the page';
     } else if (state.connected === false) {
@@ -392,7 +417,8 @@ if (new URLSearchParams(location.search).has('token')) {
     }
     conn.dataset.state = mode;
     text.textContent = label;
-    conn.title = mode === 'down' && state.connReason ? 'Cannot reach the daemon: ' + state.connReason
+    conn.title = state.signedOut ? 'The daemon no longer accepts this page\u2019s access cookie'
+      : mode === 'down' && state.connReason ? 'Cannot reach the daemon: ' + state.connReason
       : mode === 'paused' ? 'Updates are paused; press Resume to catch up'
         : mode === 'live' ? 'Following the daemon live' : '';
 
@@ -401,6 +427,17 @@ if (new URLSearchParams(location.search).has('token')) {
     btn.title = state.paused ? 'Show the current state and follow live again (P)' : 'Stop updating the page (P)';
     $('pauseLabel').textContent = state.paused ? 'Resume' : 'Pause';
     $('pauseIcon').textContent = state.paused ? '▶' : '❚❚';
+  }
+
+  /* Called on any 401. Everything stops (stream, polling, list retries) rather than hammer the
+     daemon with requests that cannot succeed, and the page says how to get back in. What is on
+     screen stays: it was shown to this browser already, and it helps to see which call was open. */
+  function signedOut() {
+    if (state.signedOut) return;
+    state.signedOut = true;
+    feed.stop();
+    $('auth-notice').hidden = false;
+    renderIndicator();
   }
 
   function showBanner(message) {
@@ -1308,6 +1345,7 @@ if (new URLSearchParams(location.search).has('token')) {
     btn.disabled = true;
     try {
       const r = await Api.reset();
+      if (r.status === 401) return;   // the sign-in notice says what to do
       if (!r.ok) {
         showBanner('Reset failed: ' + errorText(r));
         return;

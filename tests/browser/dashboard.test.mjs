@@ -223,7 +223,7 @@ async function main() {
     });
 
     await tap.check('dashboard loads, with no call yet and the empty state shown', async () => {
-      const res = await page.goto(daemon.dashUrl + '/', { waitUntil: 'load' });
+      const res = await page.goto(daemon.pageUrl(), { waitUntil: 'load' });
       assert(res && res.ok(), `GET / answered ${res && res.status()}`);
       const s = await until('page live and empty', () => probe(page),
         (p) => p.conn === 'live' && p.calls.length === 0 && p.empty !== null);
@@ -695,7 +695,7 @@ async function main() {
         }
         await post(await conversationUpdate('web-back-1', '+15550001',
           [{ messageId: 'late', role: 'user', text: 'Back after a long pause', timestamp: ts + 5000 }], ts + 5000));
-        await page.goto(small.dashUrl + '/#call=web-back-1', { waitUntil: 'load' });
+        await page.goto(small.pageUrl('#call=web-back-1'), { waitUntil: 'load' });
         await until('resumed note shown', () => page.evaluate(() => {
           const el = document.getElementById('callResumed');
           return { id: document.getElementById('callId').textContent, shown: !!el && !el.hidden && el.offsetHeight > 0 };
@@ -709,6 +709,7 @@ async function main() {
       } finally {
         await small.stop();
         await rm(join(work, 'small-arena'), { force: true }).catch(() => {});
+        await rm(small.tokenFile, { force: true }).catch(() => {});
       }
     });
 
@@ -724,6 +725,7 @@ async function main() {
     if (tap.failed) tap.comment('daemon output (tail):\n' + daemon.tail());
     await rm(join(work, 'profile'), { recursive: true, force: true }).catch(() => {});
     await rm(join(work, 'arena'), { recursive: true, force: true }).catch(() => {});
+    await rm(daemon.tokenFile, { force: true }).catch(() => {});   // a secret: not left in /tmp
     tap.comment(`${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }

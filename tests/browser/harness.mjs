@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { access, constants, readFile } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,7 +101,13 @@ export function freePort() {
   });
 }
 
+/* The access token of each dashboard a Daemon here started, by origin: httpJson() sends it as a
+ * bearer, as a script or curl would, so the tests' own API requests need no cookie. */
+const dashboardTokens = new Map();
+
 export async function httpJson(url, options = {}) {
+  const token = dashboardTokens.get(new URL(url).origin);
+  if (token) options = { ...options, headers: { Authorization: `Bearer ${token}`, ...options.headers } };
   const res = await fetch(url, Object.assign({ signal: AbortSignal.timeout(5000) }, options));
   const text = await res.text();
   let body = null;
@@ -124,10 +131,24 @@ export class Daemon {
     this.proc = null;
     this.output = '';
     this.exit = null;
+    this.token = null;
   }
 
   get hookUrl() { return `http://127.0.0.1:${this.webhookPort}`; }
   get dashUrl() { return `http://127.0.0.1:${this.dashboardPort}`; }
+
+  /* Where the daemon keeps the dashboard's access token: beside the arena unless told otherwise. */
+  get tokenFile() {
+    const i = this.extraArgs.indexOf('--dashboard-token-file');
+    return i >= 0 ? this.extraArgs[i + 1] : `${this.arena}.token`;
+  }
+
+  /* The dashboard's address as the daemon's log gives it, with the token: the daemon answers it
+   * with the cookie and a redirect to / (a hash such as "#call=ID" survives the redirect). */
+  pageUrl(hash = '') {
+    return this.token === null ? `${this.dashUrl}/${hash}`
+      : `${this.dashUrl}/?token=${encodeURIComponent(this.token)}${hash}`;
+  }
 
   async start(timeoutMs = 10000) {
     const args = [
@@ -168,7 +189,14 @@ export class Daemon {
           return false;
         }
       }));
-      if (ok.every(Boolean)) return;
+      if (ok.every(Boolean)) {
+        // Read at every start: a restart may keep the token or make a new one.
+        if (!this.extraArgs.includes('--no-auth')) {
+          this.token = (await readFile(this.tokenFile, 'utf8')).trim();
+          dashboardTokens.set(this.dashUrl, this.token);
+        }
+        return;
+      }
       if (Date.now() > end) {
         throw new Error(`daemon did not answer /healthz on both ports within ${timeoutMs} ms; output:\n${this.tail()}`);
       }
@@ -211,6 +239,19 @@ export class Daemon {
   async postFile(path) {
     return this.post(await readFile(path));
   }
+}
+
+/* The pid of the daemon's query worker (the master names its children by role). */
+export function queryPid(masterPid) {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === masterPid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'query') return Number(d);
+    } catch (_) { /* gone meanwhile */ }
+  }
+  return null;
 }
 
 /* playwright-core's chromium, or, when it or the browser is missing, a TAP plan that skips the whole

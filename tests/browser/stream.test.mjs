@@ -9,11 +9,10 @@
 // Environment: LIVEEVENTSD (daemon binary; default <repo>/daemon/liveeventsd),
 //              CHROMIUM (default /usr/bin/chromium).
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual } from './harness.mjs';
+import { Tap, Daemon, browserOrSkip, stopOnSignals, freePort, httpJson, until, sleep, assert, assertEqual, queryPid } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -71,19 +70,6 @@ async function allShow(pages, k, timeoutMs = 8000) {
   }
 }
 
-/* The pid of the daemon's query worker (the master names its children by role). */
-function queryPid(masterPid) {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === masterPid && readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'query') return Number(d);
-    } catch (_) { /* gone meanwhile */ }
-  }
-  return null;
-}
-
 async function main() {
   const work = await mkdtemp(join(tmpdir(), 'liveevents-stream-'));
   const daemon = new Daemon(BIN, { webhookPort: await freePort(), dashboardPort: await freePort(), arena: join(work, 'arena') });
@@ -105,7 +91,7 @@ async function main() {
       const lists = [];
       page.on('request', (r) => { if (/\/api\/calls(\?|$)/.test(r.url())) lists.push(Date.now()); });
       if (block) await page.route('**/api/stream', (route) => route.abort('connectionrefused'));
-      await page.goto(daemon.dashUrl + '/');
+      await page.goto(daemon.pageUrl());
       return { name, page, lists };
     };
     const a = await open('dashboard 1');
