@@ -304,10 +304,9 @@ http_access_credential(const struct http_access *a, const char *authorization, c
 	/* The page's URL first: it is how a browser holding an old cookie signs in with a new token. */
 	if (query_token)
 		return token_eq(a, query_token, strlen(query_token)) ? HTTP_CRED_QUERY : HTTP_CRED_BAD;
-	if (authorization) {
-		const char *p = skip_ws(authorization);
-		if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
-			return HTTP_CRED_BAD;
+	/* Another scheme (Basic, from a proxy in front that asks for a password) is not ours to judge. */
+	const char *p = authorization ? skip_ws(authorization) : NULL;
+	if (p && strncasecmp(p, "Bearer", 6) == 0 && (p[6] == ' ' || p[6] == '\t' || p[6] == '\0')) {
 		p = skip_ws(p + 6);
 		return token_eq(a, p, trimmed_len(p, strlen(p))) ? HTTP_CRED_BEARER : HTTP_CRED_BAD;
 	}

@@ -138,8 +138,10 @@ START_TEST(test_credential)
 	ck_assert_int_eq(http_access_credential(&a, "Bearer 0123456789abcdef-toke", NULL, NULL), HTTP_CRED_BAD);
 	ck_assert_int_eq(http_access_credential(&a, "Bearer 0123456789abcdef-tokenn", NULL, NULL), HTTP_CRED_BAD);
 	ck_assert_int_eq(http_access_credential(&a, "Bearer", NULL, NULL), HTTP_CRED_BAD);
-	ck_assert_int_eq(http_access_credential(&a, "Basic 0123456789abcdef-token", NULL, NULL), HTTP_CRED_BAD);
-	ck_assert_int_eq(http_access_credential(&a, "Bearertoken", NULL, NULL), HTTP_CRED_BAD);
+	/* another scheme is a proxy's business: the cookie still decides */
+	ck_assert_int_eq(http_access_credential(&a, "Basic 0123456789abcdef-token", NULL, NULL), HTTP_CRED_NONE);
+	ck_assert_int_eq(http_access_credential(&a, "Basic dXNlcjpwYXNz", cookie, NULL), HTTP_CRED_COOKIE);
+	ck_assert_int_eq(http_access_credential(&a, "Bearertoken", NULL, NULL), HTTP_CRED_NONE);
 	ck_assert_int_eq(http_access_credential(&a, NULL, cookie, NULL), HTTP_CRED_COOKIE);
 	ck_assert_int_eq(http_access_credential(&a, NULL, "liveevents_8080=\"0123456789abcdef-token\"", NULL),
 	                 HTTP_CRED_COOKIE);
