@@ -25,6 +25,7 @@
 #include <event2/util.h>
 #include <event2/keyvalq_struct.h>
 
+#include "http_conn.h"
 #include "json.h"
 #include "log.h"
 
@@ -90,6 +91,7 @@ http_reason(int code)
 	case 417: return "Expectation Failed";
 	case 431: return "Request Header Fields Too Large";
 	case 501: return "Not Implemented";
+	case 421: return "Misdirected Request";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -307,6 +309,7 @@ http_peer(struct evhttp_request *req, char *out, size_t outlen)
 /* One server per worker process, so the refusal settings are process-wide. */
 static struct {
 	size_t max_body, max_headers;
+	unsigned max_header_count;
 	const char *what;
 	http_refusal_cb cb;
 	void *arg;
@@ -686,9 +689,8 @@ sweep_cb(evutil_socket_t unused, short what, void *arg)
 	(void)unused;
 	(void)what;
 	(void)arg;
-	if (!deadlines.active)
-		return;
 	uint64_t now = mono_ms();
+	http_conn_sweep(now);
 	for (size_t fd = 0; deadlines.active && fd < deadlines.top; fd++) {
 		struct pending_req *p = &deadlines.fd[fd];
 		if (!p->ino || now - p->start_ms < deadlines.deadline_ms)
@@ -743,6 +745,7 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 		return;
 	last_input_ms = mono_ms();
 	deadline_start(bufferevent_getfd(arg), last_input_ms);
+	http_conn_active(bufferevent_getfd(arg), last_input_ms);
 	/* Only a buffer that starts with a request line can hold a head; body bytes never do here
 	 * (a JSON body starts with "{", a chunk with its size). */
 	char start[8];
@@ -806,6 +809,7 @@ new_connection_bev(struct event_base *base, void *arg)
 			t->bev = NULL; /* a connection that went away left it */
 		evbuffer_add_cb(bufferevent_get_output(bev), output_cb, bev);
 		evbuffer_add_cb(bufferevent_get_input(bev), input_cb, bev);
+		http_conn_accepted(bev);
 	}
 	return bev;
 }
@@ -868,29 +872,77 @@ static struct {
 	void *arg;
 } user;
 
-/* Every complete request passes here first: its deadline is over. */
+static bool
+request_in_progress(int fd)
+{
+	return fd >= 0 && (size_t)fd < deadlines.cap && deadlines.fd[fd].ino != 0;
+}
+
+/* The request's answer is out: its connection is idle again. */
+static void
+answered(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	http_conn_busy((int)(intptr_t)arg, false, mono_ms());
+}
+
+/* Past --max-header-count: libevent bounds the header block's bytes, not how many headers it holds. */
+static bool
+too_many_headers(struct evhttp_request *req)
+{
+	unsigned n = 0;
+	for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+		n++;
+	if (n <= refusals.max_header_count)
+		return false;
+	char msg[96], extra[32], peer[64];
+	snprintf(msg, sizeof(msg), "the request has %u headers; the limit is %u", n, refusals.max_header_count);
+	snprintf(extra, sizeof(extra), "\"limit\":%u", refusals.max_header_count);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	http_send_error(req, 431, "too_many_headers", msg, extra);
+	http_peer(req, peer, sizeof(peer));
+	log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 431 %u headers, over --max-header-count %u",
+	            refusals.what, peer, n, refusals.max_header_count);
+	if (refusals.cb)
+		refusals.cb(431, refusals.arg);
+	return true;
+}
+
+/* Every complete request passes here first: its deadline is over, and its connection is busy until
+ * the answer is out. */
 static void
 gencb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	if (bev)
-		deadline_done(bufferevent_getfd(bev));
+	int fd = bev ? bufferevent_getfd(bev) : -1;
+	deadline_done(fd);
+	if (fd >= 0) {
+		http_conn_busy(fd, true, mono_ms());
+		evhttp_request_set_on_complete_cb(req, answered, (void *)(intptr_t)fd);
+	}
+	if (too_many_headers(req))
+		return;
 	user.handler(req, user.arg);
 }
 
 struct evhttp *
-http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t max_headers, unsigned timeout,
+http_server_new(struct event_base *base, int listen_fd, const struct http_server_limits *lim,
                 void (*handler)(struct evhttp_request *, void *), void *arg, const char *what,
                 http_refusal_cb refused, void *refused_arg)
 {
+	size_t max_body = lim->max_body, max_headers = lim->max_headers;
+	unsigned timeout = lim->timeout;
 	struct evhttp *http = evhttp_new(base);
 	if (!http)
 		return NULL;
 	evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
 	evhttp_set_max_headers_size(http, (ev_ssize_t)max_headers);
-	evhttp_set_timeout(http, (int)timeout);
+	/* libevent's own timeout is per read or write; it must not close an idle connection before
+	 * --keepalive-timeout does (the request deadline bounds a slow request). */
+	unsigned keepalive_s = lim->conn.keepalive_ms / 1000;
+	evhttp_set_timeout(http, (int)(timeout > keepalive_s ? timeout : keepalive_s));
 	evhttp_set_default_content_type(http, HTTP_JSON);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -910,8 +962,13 @@ http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t 
 		evhttp_free(http);
 		return NULL;
 	}
+	if (http_conn_init(base, deadlines.cap, &lim->conn, &lim->counters, what, request_in_progress) < 0) {
+		evhttp_free(http);
+		return NULL;
+	}
 	refusals.max_body = max_body;
 	refusals.max_headers = max_headers;
+	refusals.max_header_count = lim->max_header_count;
 	refusals.what = what;
 	refusals.cb = refused;
 	refusals.arg = refused_arg;

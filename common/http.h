@@ -9,6 +9,7 @@
 #include <event2/http.h>
 
 #include "buf.h"
+#include "http_conn.h"
 #include "options.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
@@ -62,12 +63,20 @@ void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 typedef void (*http_refusal_cb)(int code, void *arg);
 
 /* An HTTP server on an already listening socket, with the limits every server here applies:
- * largest body and header block, the time to send a request (and idle keep-alive), every method
+ * largest body, header block and header count, the time to send a request, the connection caps and
+ * idle keep-alive (http_conn.h), every method
  * routed to handler (so a wrong one gets our 405, not libevent's 501), lingering close (so a 413
  * reaches a client still uploading), and JSON answers to the requests libevent refuses itself.
  * what names a request in the log ("webhook"); refused (may be NULL) counts those refusals. */
-struct evhttp *http_server_new(struct event_base *base, int listen_fd, size_t max_body, size_t max_headers,
-                               unsigned timeout, void (*handler)(struct evhttp_request *, void *), void *arg,
-                               const char *what, http_refusal_cb refused, void *refused_arg);
+struct http_server_limits {
+	size_t max_body, max_headers;
+	unsigned max_header_count; /* more headers than this: 431 */
+	unsigned timeout;          /* seconds to send a whole request */
+	struct http_conn_limits conn;
+	struct http_conn_counters counters;
+};
+struct evhttp *http_server_new(struct event_base *base, int listen_fd, const struct http_server_limits *lim,
+                               void (*handler)(struct evhttp_request *, void *), void *arg, const char *what,
+                               http_refusal_cb refused, void *refused_arg);
 
 #endif

@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -26,6 +27,8 @@ static const char *const reason_names[METRICS_REASONS] = {
 	[METRICS_R_AMBIGUOUS_FRAMING] = "ambiguous_framing",
 	[METRICS_R_BAD_REQUEST] = "bad_request",
 	[METRICS_R_TIMEOUT] = "timeout",
+	[METRICS_R_RATE_LIMITED] = "rate_limited",
+	[METRICS_R_TOO_MANY_HEADERS] = "too_many_headers",
 	[METRICS_R_NO_MEMORY] = "no_memory",
 	[METRICS_R_OTHER] = "other",
 };
@@ -198,13 +201,39 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		head(b, "liveevents_worker_restarts_total", "counter", "Workers restarted by the master after they died or hung.");
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"ingest\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_INGEST]));
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"query\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_QUERY]));
-		static const char *const access_names[METRICS_ACCESS] = { "unauthorized", "host_not_allowed", "cross_origin" };
+		static const char *const access_names[METRICS_ACCESS] = {
+			"unauthorized", "host_not_allowed", "cross_origin", "timeout", "too_large", "bad_request",
+			"too_many_headers",
+		};
 		head(b, "liveevents_dashboard_refused_total", "counter",
-		     "Dashboard port requests refused by the access checks: no or wrong token, a Host not answered to, "
-		     "a state-changing request from another origin.");
+		     "Dashboard port requests refused: no or wrong token, a Host not answered to, a state-changing "
+		     "request from another origin, or a limit (408, 413, 400, 431).");
 		for (int r = 0; r < METRICS_ACCESS; r++)
 			buf_printf(b, "liveevents_dashboard_refused_total{reason=\"%s\"} %" PRIu64 "\n", access_names[r],
 			           ld(&m->access_refused[r]));
+		static const char *const ports[METRICS_WORKERS] = { "webhook", "dashboard" };
+		static const struct {
+			const char *name, *type, *help;
+			size_t off;
+		} conn[] = {
+			{ "liveevents_connections_open", "gauge", "Open connections, by port.",
+			  offsetof(struct metrics_shared, conn_open) },
+			{ "liveevents_connections_refused_total", "counter",
+			  "Connections answered 503 and closed: a --max-connections or --max-client-connections cap was "
+			  "reached and none was idle.",
+			  offsetof(struct metrics_shared, conn_refused) },
+			{ "liveevents_connections_evicted_total", "counter",
+			  "Idle connections closed to make room under a connection cap.",
+			  offsetof(struct metrics_shared, conn_evicted) },
+			{ "liveevents_connections_idle_closed_total", "counter",
+			  "Idle connections closed after --keepalive-timeout.", offsetof(struct metrics_shared, conn_idle_closed) },
+		};
+		for (size_t i = 0; i < sizeof(conn) / sizeof(conn[0]); i++) {
+			head(b, conn[i].name, conn[i].type, conn[i].help);
+			const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)m + conn[i].off);
+			for (int w = 0; w < METRICS_WORKERS; w++)
+				buf_printf(b, "%s{port=\"%s\"} %" PRIu64 "\n", conn[i].name, ports[w], ld(&v[w]));
+		}
 		hist(b, "liveevents_webhook_duration_seconds", "POST /webhook handling, from the request read to the answer.",
 		     &m->webhook);
 		hist(b, "liveevents_api_duration_seconds", "Dashboard port requests, from the request read to the answer.",

@@ -38,6 +38,8 @@ enum metrics_reason {
 	METRICS_R_AMBIGUOUS_FRAMING,
 	METRICS_R_BAD_REQUEST,
 	METRICS_R_TIMEOUT,
+	METRICS_R_RATE_LIMITED,
+	METRICS_R_TOO_MANY_HEADERS,
 	METRICS_R_NO_MEMORY,
 	METRICS_R_OTHER,
 	METRICS_REASONS
@@ -55,7 +57,17 @@ struct metrics_hist {
 enum metrics_worker { METRICS_INGEST, METRICS_QUERY, METRICS_WORKERS };
 
 /* Why the dashboard port refused a request before looking at what it asked (http_access.h). */
-enum metrics_access { METRICS_A_UNAUTHORIZED, METRICS_A_HOST_NOT_ALLOWED, METRICS_A_CROSS_ORIGIN, METRICS_ACCESS };
+enum metrics_access {
+	METRICS_A_UNAUTHORIZED,
+	METRICS_A_HOST_NOT_ALLOWED,
+	METRICS_A_CROSS_ORIGIN,
+	/* and the limits every port applies */
+	METRICS_A_TIMEOUT,
+	METRICS_A_TOO_LARGE,
+	METRICS_A_BAD_REQUEST,
+	METRICS_A_TOO_MANY_HEADERS,
+	METRICS_ACCESS
+};
 
 struct metrics_shared {
 	_Atomic uint64_t rejected[METRICS_REASONS];  /* ingest */
@@ -64,6 +76,9 @@ struct metrics_shared {
 	_Atomic uint64_t restarts[METRICS_WORKERS];  /* master */
 	_Atomic uint64_t started_ns;                 /* master: when the daemon started (CLOCK_REALTIME) */
 	_Atomic uint64_t access_refused[METRICS_ACCESS]; /* query */
+	/* each worker its own port's (http_conn.h) */
+	_Atomic uint64_t conn_open[METRICS_WORKERS], conn_refused[METRICS_WORKERS], conn_evicted[METRICS_WORKERS],
+	        conn_idle_closed[METRICS_WORKERS];
 };
 
 /* A zeroed shared anonymous mapping (NULL on failure): created by the master before it forks. */

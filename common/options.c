@@ -41,8 +41,16 @@ static const char usage_text[] =
 	"                                (default), none, or all of it\n"
 	"  --max-body SIZE               largest webhook body accepted, also once inflated (default 4M)\n"
 	"  --max-headers SIZE            largest request header block (default 16K)\n"
+	"  --max-header-count N          most headers in a request (default 100; more: 431)\n"
+	"  --max-connections N           open connections per port (default 1024): past it the oldest\n"
+	"                                idle one is closed, or if none is idle the new one gets 503\n"
+	"  --max-client-connections N    the same per client address and port (default 256; 0: no cap)\n"
+	"  --keepalive-timeout SECONDS   an idle connection is closed after this (default 120)\n"
+	"  --webhook-rate N              webhooks a second per client address (default 1000; past it:\n"
+	"                                429; 0: no limit)\n"
+	"  --webhook-burst N             webhooks at once per client address (default 2000)\n"
 	"  --request-timeout SECONDS     time to send a whole request from its first byte (past it:\n"
-	"                                408); idle keep-alive (default 30)\n"
+	"                                408) (default 30)\n"
 	"  --json-max-depth N            deepest JSON nesting accepted (default 64)\n"
 	"  --json-max-tokens N           most JSON tokens accepted (default 262144)\n"
 	"  --call-idle-timeout SECONDS   a call silent this long is no longer kept whole when the\n"
@@ -87,6 +95,12 @@ enum {
 	OPT_INSECURE_NO_AUTH,
 	OPT_ALLOWED_HOST,
 	OPT_LOG_TEXT,
+	OPT_MAX_HEADER_COUNT,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_CLIENT_CONNECTIONS,
+	OPT_KEEPALIVE,
+	OPT_WEBHOOK_RATE,
+	OPT_WEBHOOK_BURST,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -116,6 +130,12 @@ static const struct option options[] = {
 	{ "insecure-no-auth", no_argument, NULL, OPT_INSECURE_NO_AUTH },
 	{ "allowed-host", required_argument, NULL, OPT_ALLOWED_HOST },
 	{ "log-text", required_argument, NULL, OPT_LOG_TEXT },
+	{ "max-header-count", required_argument, NULL, OPT_MAX_HEADER_COUNT },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "max-client-connections", required_argument, NULL, OPT_MAX_CLIENT_CONNECTIONS },
+	{ "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE },
+	{ "webhook-rate", required_argument, NULL, OPT_WEBHOOK_RATE },
+	{ "webhook-burst", required_argument, NULL, OPT_WEBHOOK_BURST },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -268,6 +288,12 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	c->stream_clients = CONFIG_DEFAULT_STREAM_CLIENTS;
 	c->stream_backlog = CONFIG_DEFAULT_STREAM_BACKLOG;
 	c->stream_heartbeat = CONFIG_DEFAULT_STREAM_HEARTBEAT;
+	c->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+	c->max_client_connections = CONFIG_DEFAULT_MAX_CLIENT_CONNECTIONS;
+	c->keepalive_timeout = CONFIG_DEFAULT_KEEPALIVE;
+	c->max_header_count = CONFIG_DEFAULT_MAX_HEADER_COUNT;
+	c->webhook_rate = CONFIG_DEFAULT_WEBHOOK_RATE;
+	c->webhook_burst = CONFIG_DEFAULT_WEBHOOK_BURST;
 
 	opterr = 0;
 	optind = 1;
@@ -417,6 +443,44 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 				c->log_text = LOG_TEXT_FULL;
 			else {
 				snprintf(err, errlen, "bad --log-text '%.32s' (short, none or full)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_MAX_HEADER_COUNT:
+			if (parse_uint(optarg, 10000, &c->max_header_count) < 0 || c->max_header_count < 8) {
+				snprintf(err, errlen, "bad --max-header-count '%s' (8 to 10000)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (parse_uint(optarg, 1000000, &c->max_connections) < 0 ||
+			    (c->max_connections && c->max_connections < 4)) {
+				snprintf(err, errlen, "bad --max-connections '%s' (4 to 1000000, or 0: no cap)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_MAX_CLIENT_CONNECTIONS:
+			if (parse_uint(optarg, 1000000, &c->max_client_connections) < 0 ||
+			    (c->max_client_connections && c->max_client_connections < 2)) {
+				snprintf(err, errlen, "bad --max-client-connections '%s' (2 to 1000000, or 0: no cap)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_KEEPALIVE:
+			if (parse_uint(optarg, 86400, &c->keepalive_timeout) < 0 || c->keepalive_timeout == 0) {
+				snprintf(err, errlen, "bad --keepalive-timeout '%s' (1 to 86400 seconds)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_WEBHOOK_RATE:
+			if (parse_uint(optarg, 10000000, &c->webhook_rate) < 0) {
+				snprintf(err, errlen, "bad --webhook-rate '%s' (0 to 10000000 a second; 0: no limit)", optarg);
+				return CONFIG_ERROR;
+			}
+			break;
+		case OPT_WEBHOOK_BURST:
+			if (parse_uint(optarg, 10000000, &c->webhook_burst) < 0 || c->webhook_burst == 0) {
+				snprintf(err, errlen, "bad --webhook-burst '%s' (1 to 10000000)", optarg);
 				return CONFIG_ERROR;
 			}
 			break;

@@ -25,6 +25,17 @@
 #define CONFIG_DEFAULT_STREAM_CLIENTS 256        /* open event streams; more get 503 */
 #define CONFIG_DEFAULT_STREAM_BACKLOG (1u << 20) /* unsent bytes a stream client may hold */
 #define CONFIG_DEFAULT_STREAM_HEARTBEAT 15       /* seconds between comments on an idle stream */
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 1024       /* per port */
+#define CONFIG_DEFAULT_MAX_CLIENT_CONNECTIONS 256 /* per client address per port: a quarter of the port */
+/* Longer than the idle timeouts of the tunnels and proxies in front (cloudflared's is 90 s): the one
+ * that closes an idle connection first should be the client, or a webhook sent on it just as we
+ * close it is lost (a POST is not retried). */
+#define CONFIG_DEFAULT_KEEPALIVE 120
+#define CONFIG_DEFAULT_MAX_HEADER_COUNT 100      /* as Apache's LimitRequestFields */
+/* Per client address. Far above what a platform sends through one tunnel address (a hundred calls at
+ * once send a few hundred events a second), far below what one sender can push (15,000 a second). */
+#define CONFIG_DEFAULT_WEBHOOK_RATE 1000
+#define CONFIG_DEFAULT_WEBHOOK_BURST 2000
 #define CONFIG_MAX_ADDR 256
 #define CONFIG_TOKEN_SUFFIX ".token"             /* the token file's default: the arena's path plus this */
 #define CONFIG_ALLOWED_HOSTS_MAX 16              /* --allowed-host given this many times at most */
@@ -64,6 +75,10 @@ struct config {
 	char allowed_hosts[CONFIG_ALLOWED_HOSTS_MAX][CONFIG_HOST_MAX + 1];
 	int nallowed_hosts;
 	enum log_text_mode log_text;    /* --log-text */
+	unsigned max_connections, max_client_connections; /* per port; 0 = no cap */
+	unsigned keepalive_timeout;     /* seconds an idle connection is kept */
+	unsigned max_header_count;
+	unsigned webhook_rate, webhook_burst; /* per client address; rate 0 = no limit */
 };
 
 enum options_result { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };

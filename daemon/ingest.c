@@ -29,6 +29,7 @@
 #include "http.h"
 #include "http_access.h"
 #include "http_inflate.h"
+#include "http_rate.h"
 #include "http_secret.h"
 #include "json.h"
 #include "log.h"
@@ -80,6 +81,8 @@ struct ingest {
 	struct event *secrets_ev;
 	struct log_limit auth_limit;
 	struct buf inflated; /* a gzip or deflate body, inflated */
+	struct http_rate rate; /* --webhook-rate, per client address */
+	struct log_limit rate_limit;
 };
 
 /* --- arena ------------------------------------------------------------------------------------- */
@@ -190,6 +193,7 @@ refused_early(int code, void *arg)
 	metrics_reject(worker_metrics, code == 413   ? METRICS_R_TOO_LARGE
 	                               : code == 400 ? METRICS_R_BAD_REQUEST
 	                               : code == 408 ? METRICS_R_TIMEOUT
+	                               : code == 431 ? METRICS_R_TOO_MANY_HEADERS
 	                                             : METRICS_R_OTHER);
 }
 
@@ -386,6 +390,28 @@ now_ms(void)
 	return worker_monotonic_ns() / 1000000;
 }
 
+/* --webhook-rate: checked before anything costly (the secret, inflating, parsing). */
+static bool
+rate_limited(struct ingest *g, struct evhttp_request *req)
+{
+	struct evhttp_connection *con = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = con ? evhttp_connection_get_addr(con) : NULL;
+	uint64_t wait_ms = http_rate_take(&g->rate, sa, now_ms());
+	if (!wait_ms)
+		return false;
+	char retry[24], extra[48], peer[64];
+	snprintf(retry, sizeof(retry), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+	snprintf(extra, sizeof(extra), "\"limit\":%u", g->cfg->webhook_rate);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+	http_peer(req, peer, sizeof(peer));
+	log_limited(&g->rate_limit, LOG_WARNING, "refused a webhook from %s: 429 over --webhook-rate %u a second",
+	            peer, g->cfg->webhook_rate);
+	arena_count(&g->arena, ARENA_C_REJECTED, 1);
+	metrics_reject(worker_metrics, METRICS_R_RATE_LIMITED);
+	http_send_error(req, 429, "rate_limited", "too many webhooks from this address: slow down", extra);
+	return true;
+}
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
@@ -402,6 +428,8 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/webhook") == 0) {
+		if (rate_limited(g, req))
+			return;
 		uint64_t t0 = worker_monotonic_ns();
 		webhook(g, req);
 		metrics_observe(&worker_metrics->webhook, (worker_monotonic_ns() - t0) / 1000);
@@ -561,9 +589,11 @@ ingest_main(const struct config *cfg)
 		}
 		g.auth = true;
 	}
+	struct http_server_limits lim;
+	worker_http_limits(cfg, METRICS_INGEST, max_body, &lim);
+	http_rate_init(&g.rate, cfg->webhook_rate, cfg->webhook_burst);
 	g.http = worker_loop_init(&g.loop, heartbeat, stop, &g) == 0
-	                 ? http_server_new(g.loop.base, WORKER_FD_LISTEN, max_body, cfg->max_headers,
-	                                   cfg->request_timeout, request_cb, &g, "webhook", refused_early, &g)
+	                 ? http_server_new(g.loop.base, WORKER_FD_LISTEN, &lim, request_cb, &g, "webhook", refused_early, &g)
 	                 : NULL;
 	g.base = g.loop.base;
 	if (!g.http) {

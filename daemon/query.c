@@ -664,6 +664,19 @@ route(struct query *q, struct evhttp_request *req)
 	}
 }
 
+/* A request the server refused before it reached route(): a limit. */
+static void
+refused_limit(int code, void *arg)
+{
+	(void)arg;
+	enum metrics_access why = code == 408   ? METRICS_A_TIMEOUT
+	                          : code == 413 ? METRICS_A_TOO_LARGE
+	                          : code == 431 ? METRICS_A_TOO_MANY_HEADERS
+	                                        : METRICS_A_BAD_REQUEST;
+	if (worker_metrics)
+		atomic_fetch_add_explicit(&worker_metrics->access_refused[why], 1, memory_order_relaxed);
+}
+
 /* --- lifecycle ------------------------------------------------------------------------------------ */
 
 int
@@ -685,9 +698,11 @@ query_main(const struct config *cfg)
 	q.follow.arg = &q;
 	sync_arena(&q);
 
+	struct http_server_limits lim;
+	worker_http_limits(cfg, METRICS_QUERY, QUERY_MAX_BODY, &lim);
 	q.http = worker_loop_init(&q.loop, NULL, NULL, &q) == 0
-	                 ? http_server_new(q.loop.base, WORKER_FD_LISTEN, QUERY_MAX_BODY, cfg->max_headers,
-	                                   cfg->request_timeout, request_cb, &q, "request", NULL, NULL)
+	                 ? http_server_new(q.loop.base, WORKER_FD_LISTEN, &lim, request_cb, &q, "dashboard request",
+	                                   refused_limit, &q)
 	                 : NULL;
 	q.base = q.loop.base;
 	q.sse = q.http ? sse_hub_new(q.base, cfg->stream_clients, cfg->stream_backlog, cfg->stream_heartbeat) : NULL;

@@ -3,11 +3,15 @@
 
 #include "worker.h"
 
+#include "http.h"
 #include "http_access.h"
+#include "metrics.h"
+#include "options.h"
 #include "http_secret.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +22,25 @@ unsigned worker_restarts;
 struct metrics_shared *worker_metrics;
 struct http_secrets worker_secrets;
 struct http_access worker_access;
+
+void
+worker_http_limits(const struct config *cfg, int w, size_t max_body, struct http_server_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->max_body = max_body;
+	lim->max_headers = cfg->max_headers;
+	lim->max_header_count = cfg->max_header_count;
+	lim->timeout = cfg->request_timeout;
+	lim->conn.max = cfg->max_connections;
+	lim->conn.max_client = cfg->max_client_connections;
+	lim->conn.keepalive_ms = cfg->keepalive_timeout * 1000u;
+	if (worker_metrics) {
+		lim->counters.open = &worker_metrics->conn_open[w];
+		lim->counters.refused = &worker_metrics->conn_refused[w];
+		lim->counters.evicted = &worker_metrics->conn_evicted[w];
+		lim->counters.idle_closed = &worker_metrics->conn_idle_closed[w];
+	}
+}
 
 uint64_t
 worker_monotonic_ns(void)

@@ -75,6 +75,10 @@ extern struct http_secrets worker_secrets;
 struct http_access;
 extern struct http_access worker_access;
 
+/* The limits a worker's HTTP server applies (options.h), counted in the worker's metrics. */
+struct http_server_limits;
+void worker_http_limits(const struct config *cfg, int metrics_worker, size_t max_body, struct http_server_limits *lim);
+
 int ingest_main(const struct config *cfg);
 int query_main(const struct config *cfg);
 /* Sends one message; 0 or -1 (the channel is non-blocking). */

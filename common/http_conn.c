@@ -1,0 +1,318 @@
+/* http_conn: connection caps and idle keep-alive (see http_conn.h). */
+#include "config.h"
+
+#include "http_conn.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+
+struct conn {
+	uint64_t ino; /* the socket's inode: 0 = no connection known on this descriptor */
+	uint64_t active_ms; /* accepted, or last request byte or answer */
+	unsigned char addr[16];
+	bool busy; /* a request read whole and not yet answered (an event stream until it ends) */
+};
+
+static struct {
+	struct conn *fd; /* indexed by descriptor */
+	size_t cap, top, open;
+	struct http_conn_limits lim;
+	struct http_conn_counters ctr;
+	const char *what;
+	bool (*in_progress)(int fd);
+	struct bufferevent *pending[HTTP_CONN_PENDING];
+	size_t npending;
+	struct event *look;
+	unsigned sweeps;
+	struct log_limit limit;
+} conns;
+
+static uint64_t
+fd_ino(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? (uint64_t)st.st_ino : 0;
+}
+
+static void
+count(_Atomic uint64_t *c, uint64_t n)
+{
+	if (c)
+		atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static void
+publish_open(void)
+{
+	if (conns.ctr.open)
+		atomic_store_explicit(conns.ctr.open, conns.open, memory_order_relaxed);
+}
+
+static void
+forget(int fd)
+{
+	if (conns.fd[fd].ino) {
+		conns.fd[fd].ino = 0;
+		conns.open--;
+	}
+}
+
+/* Forgets every connection whose descriptor no longer holds its socket. */
+static void
+check_all(void)
+{
+	for (size_t fd = 0; conns.open && fd < conns.top; fd++)
+		if (conns.fd[fd].ino && fd_ino((int)fd) != conns.fd[fd].ino)
+			forget((int)fd);
+	publish_open();
+}
+
+static bool
+idle(int fd)
+{
+	return !conns.fd[fd].busy && !(conns.in_progress && conns.in_progress(fd));
+}
+
+/* The oldest idle connection other than except, of the client addr (NULL: of anyone); -1 if none. */
+static int
+oldest_idle(const unsigned char *addr, int except)
+{
+	int best = -1;
+	for (size_t fd = 0; fd < conns.top; fd++) {
+		struct conn *c = &conns.fd[fd];
+		if (!c->ino || (int)fd == except || (addr && memcmp(c->addr, addr, 16) != 0) || !idle((int)fd))
+			continue;
+		if (best < 0 || c->active_ms < conns.fd[best].active_ms)
+			best = (int)fd;
+	}
+	return best;
+}
+
+static void
+peer_text(int fd, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		http_addr_text((struct sockaddr *)&ss, out, outlen);
+	else
+		snprintf(out, outlen, "?");
+}
+
+/* Closes fd's connection: libevent sees the end of the stream and frees it. */
+static void
+close_conn(int fd)
+{
+	shutdown(fd, SHUT_RDWR);
+	forget(fd);
+}
+
+static void
+refuse(int fd, const char *why, unsigned limit)
+{
+	char peer[64];
+	peer_text(fd, peer, sizeof(peer));
+	struct buf body = BUF_INIT, msg = BUF_INIT;
+	buf_printf(&body, "{\"error\":\"too many connections are open %s (the limit is %u): try again shortly\","
+	                  "\"code\":\"too_many_connections\",\"limit\":%u}",
+	           why, limit, limit);
+	buf_printf(&msg,
+	           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
+	           "Retry-After: 1\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	           "Connection: close\r\n\r\n",
+	           body.len);
+	buf_add(&msg, body.data, body.len);
+	if (!msg.failed) {
+		ssize_t w = send(fd, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+	}
+	buf_free(&body);
+	buf_free(&msg);
+	close_conn(fd);
+	count(conns.ctr.refused, 1);
+	log_limited(&conns.limit, LOG_WARNING, "refused a %s connection from %s: 503, %s (limit %u) and none idle",
+	            conns.what, peer, why, limit);
+}
+
+static void
+evict(int fd, const char *why)
+{
+	char peer[64];
+	peer_text(fd, peer, sizeof(peer));
+	close_conn(fd);
+	count(conns.ctr.evicted, 1);
+	log_limited(&conns.limit, LOG_NOTICE, "closed an idle %s connection from %s to make room: %s", conns.what, peer,
+	            why);
+}
+
+static size_t
+client_count(const unsigned char *addr)
+{
+	size_t n = 0;
+	for (size_t fd = 0; fd < conns.top; fd++)
+		n += conns.fd[fd].ino && memcmp(conns.fd[fd].addr, addr, 16) == 0;
+	return n;
+}
+
+/* A new connection on fd: known from now on, and within the caps or refused. */
+static void
+admit(int fd, uint64_t now)
+{
+	struct conn *c = &conns.fd[fd];
+	forget(fd); /* a connection on this descriptor before has gone */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	memset(c, 0, sizeof(*c));
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			c->addr[10] = c->addr[11] = 0xff;
+			memcpy(c->addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		} else if (ss.ss_family == AF_INET6) {
+			memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		}
+	}
+	c->ino = fd_ino(fd);
+	if (!c->ino)
+		return;
+	c->active_ms = now;
+	conns.open++;
+	if ((size_t)fd >= conns.top)
+		conns.top = (size_t)fd + 1;
+	if (conns.lim.max_client && conns.open > conns.lim.max_client &&
+	    client_count(c->addr) > conns.lim.max_client) {
+		check_all();
+		if (conns.fd[fd].ino && client_count(c->addr) > conns.lim.max_client) {
+			int victim = oldest_idle(c->addr, fd);
+			if (victim >= 0) {
+				evict(victim, "its client is at --max-client-connections");
+			} else {
+				refuse(fd, "from this address", conns.lim.max_client);
+				return;
+			}
+		}
+	}
+	if (conns.lim.max && conns.open > conns.lim.max) {
+		check_all();
+		if (conns.fd[fd].ino && conns.open > conns.lim.max) {
+			int victim = oldest_idle(NULL, fd);
+			if (victim >= 0) {
+				evict(victim, "the port is at --max-connections");
+			} else {
+				refuse(fd, "on this port", conns.lim.max);
+				return;
+			}
+		}
+	}
+	publish_open();
+}
+
+/* Runs right after the accepting callback, in the same turn of the loop: evhttp has set each new
+ * bufferevent's descriptor by then, and no byte of the connection has been read. */
+static void
+look_cb(evutil_socket_t unused, short what, void *arg)
+{
+	(void)unused;
+	(void)what;
+	(void)arg;
+	uint64_t now = 0;
+	for (size_t i = 0; i < conns.npending; i++) {
+		struct bufferevent *bev = conns.pending[i];
+		bufferevent_data_cb readcb = NULL;
+		bufferevent_getcb(bev, &readcb, NULL, NULL, NULL);
+		int fd = bufferevent_getfd(bev);
+		/* readcb gone: evhttp freed the connection already (our reference kept the memory) */
+		if (readcb && fd >= 0 && (size_t)fd < conns.cap) {
+			if (!now) {
+				struct timespec ts;
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+			}
+			admit(fd, now);
+		}
+		bufferevent_decref(bev);
+	}
+	conns.npending = 0;
+}
+
+int
+http_conn_init(struct event_base *base, size_t fd_cap, const struct http_conn_limits *lim,
+               const struct http_conn_counters *ctr, const char *what, bool (*in_progress)(int fd))
+{
+	conns.fd = calloc(fd_cap, sizeof(*conns.fd));
+	conns.look = event_new(base, -1, 0, look_cb, NULL);
+	if (!conns.fd || !conns.look)
+		return -1;
+	conns.cap = fd_cap;
+	conns.lim = *lim;
+	if (ctr)
+		conns.ctr = *ctr;
+	conns.what = what;
+	conns.in_progress = in_progress;
+	return 0;
+}
+
+void
+http_conn_accepted(struct bufferevent *bev)
+{
+	if (!conns.fd)
+		return;
+	if (conns.npending == HTTP_CONN_PENDING)
+		return; /* more accepted in one turn than looked at: this one goes uncounted until it ends */
+	bufferevent_incref(bev);
+	conns.pending[conns.npending++] = bev;
+	if (conns.npending == 1)
+		event_active(conns.look, EV_TIMEOUT, 0);
+}
+
+void
+http_conn_active(int fd, uint64_t now_ms)
+{
+	if (fd >= 0 && (size_t)fd < conns.cap && conns.fd[fd].ino)
+		conns.fd[fd].active_ms = now_ms;
+}
+
+void
+http_conn_busy(int fd, bool busy, uint64_t now_ms)
+{
+	if (fd >= 0 && (size_t)fd < conns.cap && conns.fd[fd].ino) {
+		conns.fd[fd].busy = busy;
+		conns.fd[fd].active_ms = now_ms;
+	}
+}
+
+void
+http_conn_sweep(uint64_t now_ms)
+{
+	if (!conns.fd || !conns.open)
+		return;
+	if (++conns.sweeps % HTTP_CONN_CHECK_SWEEPS == 0)
+		check_all();
+	if (!conns.lim.keepalive_ms)
+		return;
+	for (size_t fd = 0; conns.open && fd < conns.top; fd++) {
+		struct conn *c = &conns.fd[fd];
+		if (!c->ino || now_ms - c->active_ms < conns.lim.keepalive_ms || !idle((int)fd))
+			continue;
+		if (fd_ino((int)fd) != c->ino) {
+			forget((int)fd); /* gone already */
+			continue;
+		}
+		close_conn((int)fd); /* quietly: nothing was asked on it */
+		count(conns.ctr.idle_closed, 1);
+	}
+	publish_open();
+}
+
+size_t
+http_conn_open(void)
+{
+	return conns.open;
+}
