@@ -82,6 +82,7 @@ struct ingest {
 	struct log_limit auth_limit;
 	struct buf inflated; /* a gzip or deflate body, inflated */
 	struct http_rate rate; /* --webhook-rate, per client address */
+	char dashboard_token[HTTP_TOKEN_MAX + 1];
 	struct log_limit rate_limit;
 };
 
@@ -214,6 +215,8 @@ collect_header_secrets(struct ingest *g, struct evhttp_request *req, struct even
 {
 	for (int i = 0; g->auth && i < g->secrets.n; i++)
 		event_secrets_add(sec, g->secrets.v[i], g->secrets.len[i]);
+	if (g->dashboard_token[0])
+		event_secrets_add(sec, g->dashboard_token, strlen(g->dashboard_token));
 	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
 	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next)
 		if (!header_is_plain(h->key)) {
@@ -550,7 +553,10 @@ ingest_main(const struct config *cfg)
 	static struct ingest g;
 	char err[256], why[512];
 	g.cfg = cfg;
-	explicit_bzero(&worker_access, sizeof(worker_access)); /* the webhook side never needs the dashboard's token */
+	/* The webhook side needs the dashboard's token only to keep it out of what it stores (a caller
+	 * reading the dashboard URL aloud, a body quoting it): the rest of the access settings go. */
+	snprintf(g.dashboard_token, sizeof(g.dashboard_token), "%s", worker_access.token);
+	explicit_bzero(&worker_access, sizeof(worker_access));
 	g.lim.max_depth = cfg->json_max_depth;
 	g.lim.max_tokens = cfg->json_max_tokens;
 	if (arena_map(&g.arena, WORKER_FD_ARENA, true, err, sizeof(err)) < 0) {
@@ -629,6 +635,7 @@ ingest_main(const struct config *cfg)
 	store_close(&g.store);
 	arena_unmap(&g.arena);
 	http_secrets_clear(&g.secrets);
+	explicit_bzero(g.dashboard_token, sizeof(g.dashboard_token));
 	buf_free(&g.inflated);
 	return 0;
 }

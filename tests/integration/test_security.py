@@ -158,7 +158,9 @@ def scenario_token(ctx):
 
         # nothing carries the token but the start line
         post(d, json.dumps({"message": {"type": "status-update", "call": {"id": "call-2", "status": "ended"},
-                                        "token": d.token, "note": "dashboard " + d.token}}).encode())
+                                        "note": "dashboard " + d.token}}).encode())
+        post(d, json.dumps({"message": {"type": "conversation-update", "call": {"id": "call-2"}, "messages": [
+            {"messageId": "t1", "role": "user", "text": "my dashboard is http://x:8080/?token=" + d.token}]}}).encode())
         everything = b"".join(d.api(p).body for p in ("/api/conversations", "/api/calls", "/metrics",
                                                     "/api/calls/call-2", "/api/conversations/call-2"))
         t.ok(d.token.encode() not in everything, "the token is in no API answer, raw body or metric")
