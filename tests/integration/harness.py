@@ -510,6 +510,15 @@ class Daemon:
         except OSError:
             return None
 
+    def finish(self, t, label):
+        """SIGTERM, and a check that the daemon exits with status 0 (nothing when it never started)."""
+        if self.proc is None:
+            return
+        if self.alive():
+            self.note_workers()
+        rc = self.stop()
+        t.eq(rc, 0, "%s: daemon exits with status 0 on SIGTERM" % label, self.stderr_tail)
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -641,6 +650,11 @@ class Daemon:
             if v or time.monotonic() > deadline:
                 return v
             time.sleep(step)
+
+
+def suite_daemon(parent, name, **kw):
+    """A Daemon of the binary under test in a fresh directory named after name, inside parent."""
+    return Daemon(DAEMON, tempfile.mkdtemp(prefix=name + "-", dir=parent), **kw)
 
 
 def run_suite(t, what, prefix, body, limit_s=240):

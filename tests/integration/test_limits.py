@@ -36,14 +36,12 @@ def event(call_id, k=1):
 
 
 def new_daemon(name, args=(), **kw):
-    return H.Daemon(H.DAEMON, tempfile.mkdtemp(prefix=name + "-", dir=TMP), args=list(args), arena_size="4M", **kw)
+    return H.suite_daemon(TMP, name, args=list(args), arena_size="4M", **kw)
 
 
 def finish(d, label):
-    if d is None or d.proc is None:
-        return
-    rc = d.stop()
-    t.eq(rc, 0, "%s: daemon exits with status 0 on SIGTERM" % label, d.stderr_tail)
+    if d is not None:
+        d.finish(t, label)
 
 
 def req_from(src, port, method, path, body=None, headers=None, host="127.0.0.1", timeout=10.0):

@@ -39,14 +39,12 @@ def event(call_id, text="hello", customer=None, ts=BASE_TS):
 
 
 def new_daemon(name, args=(), **kw):
-    return H.Daemon(H.DAEMON, tempfile.mkdtemp(prefix=name + "-", dir=TMP), args=list(args), arena_size="4M", **kw)
+    return H.suite_daemon(TMP, name, args=list(args), arena_size="4M", **kw)
 
 
 def finish(d, label):
-    if d is None or d.proc is None:
-        return
-    rc = d.stop()
-    t.eq(rc, 0, "%s: daemon exits with status 0 on SIGTERM" % label, d.stderr_tail)
+    if d is not None:
+        d.finish(t, label)
 
 
 def post(d, body):

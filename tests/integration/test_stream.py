@@ -15,7 +15,6 @@ import os  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
-import tempfile  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
@@ -45,14 +44,12 @@ def history(call_id, k, ts=None, text="message %d", pad=""):
 
 
 def new_daemon(name, args=(), arena_size="16M"):
-    return H.Daemon(H.DAEMON, tempfile.mkdtemp(prefix=name + "-", dir=TMP), args=list(args), arena_size=arena_size)
+    return H.suite_daemon(TMP, name, args=list(args), arena_size=arena_size)
 
 
 def finish(d, label):
-    if d is None or d.proc is None:
-        return
-    rc = d.stop()
-    t.eq(rc, 0, "%s: daemon exits with status 0 on SIGTERM" % label, d.stderr_tail)
+    if d is not None:
+        d.finish(t, label)
 
 
 def post(d, body):
