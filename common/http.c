@@ -62,6 +62,10 @@ http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t errlen)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Accepted sockets inherit it: a small reply must not wait for the peer's delayed ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* [::] takes IPv4 clients too, whatever the system's default (net.ipv6.bindv6only) says. */
+	int zero = 0;
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
 		int e = errno;
 		*in_use = e == EADDRINUSE;
@@ -918,6 +922,11 @@ gencb(struct evhttp_request *req, void *arg)
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	int fd = bev ? bufferevent_getfd(bev) : -1;
 	deadline_done(fd);
+	if (http_conn_refused(fd)) {
+		/* answered 503 already; this reply fails on the shut socket and libevent lets go of it */
+		http_reply(req, 503, NULL);
+		return;
+	}
 	if (fd >= 0) {
 		http_conn_busy(fd, true, mono_ms());
 		evhttp_request_set_on_complete_cb(req, answered, (void *)(intptr_t)fd);

@@ -3,22 +3,32 @@
 
 #include "http_conn.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "http.h"
 #include "log.h"
+
+/* A refused connection's socket, kept open a moment after libevent let go of it. */
+struct conn_linger {
+	int fd; /* -1: free */
+	struct event *ev;
+};
 
 struct conn {
 	uint64_t ino; /* the socket's inode: 0 = no connection known on this descriptor */
 	uint64_t active_ms; /* accepted, or last request byte or answer */
 	unsigned char addr[16];
 	bool busy; /* a request read whole and not yet answered (an event stream until it ends) */
+	bool refused; /* answered 503 and shut: a request libevent still reads from it is not handled */
 };
 
 static struct {
@@ -33,6 +43,8 @@ static struct {
 	struct event *look;
 	unsigned sweeps;
 	struct log_limit limit;
+	struct event_base *base;
+	struct conn_linger linger[HTTP_CONN_LINGER_SLOTS];
 } conns;
 
 static uint64_t
@@ -75,10 +87,14 @@ check_all(void)
 	publish_open();
 }
 
+/* Nothing arriving, nothing being answered, and nothing unread even in the kernel: a request that
+ * just arrived must not meet a closed connection. */
 static bool
 idle(int fd)
 {
-	return !conns.fd[fd].busy && !(conns.in_progress && conns.in_progress(fd));
+	int unread = 0;
+	return !conns.fd[fd].busy && !(conns.in_progress && conns.in_progress(fd)) && ioctl(fd, FIONREAD, &unread) == 0 &&
+	       unread == 0;
 }
 
 /* The oldest idle connection other than except, of the client addr (NULL: of anyone); -1 if none. */
@@ -116,6 +132,43 @@ close_conn(int fd)
 }
 
 static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct conn_linger *l = arg;
+	char sink[4096];
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	close(l->fd);
+	l->fd = -1;
+}
+
+/* Closes a refused connection without destroying its answer: the request the client sent at once
+ * sits unread, and closing a socket with unread data resets it, which makes the client drop the
+ * 503 it has not read yet. libevent lets go of the connection (it reads the end of the stream);
+ * a copy of the socket stays open for HTTP_CONN_LINGER_MS, is drained, then closed. */
+static void
+close_refused(int fd)
+{
+	struct conn_linger *l = NULL;
+	for (size_t i = 0; i < HTTP_CONN_LINGER_SLOTS && !l; i++)
+		if (conns.linger[i].fd < 0)
+			l = &conns.linger[i];
+	int keep = l ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (keep >= 0) {
+		struct timeval tv = { HTTP_CONN_LINGER_MS / 1000, (HTTP_CONN_LINGER_MS % 1000) * 1000 };
+		l->ev = l->ev ? l->ev : evtimer_new(conns.base, linger_cb, l);
+		if (l->ev && event_assign(l->ev, conns.base, keep, EV_TIMEOUT, linger_cb, l) == 0 &&
+		    event_add(l->ev, &tv) == 0)
+			l->fd = keep;
+		else
+			close(keep); /* as without a copy: the answer may be lost to a reset */
+	}
+	shutdown(fd, SHUT_RDWR);
+	conns.fd[fd].refused = true; /* known until libevent lets go of it */
+}
+
+static void
 refuse(int fd, const char *why, unsigned limit)
 {
 	char peer[64];
@@ -136,7 +189,7 @@ refuse(int fd, const char *why, unsigned limit)
 	}
 	buf_free(&body);
 	buf_free(&msg);
-	close_conn(fd);
+	close_refused(fd);
 	count(conns.ctr.refused, 1);
 	log_limited(&conns.limit, LOG_WARNING, "refused a %s connection from %s: 503, %s (limit %u) and none idle",
 	            conns.what, peer, why, limit);
@@ -251,6 +304,9 @@ http_conn_init(struct event_base *base, size_t fd_cap, const struct http_conn_li
 	if (!conns.fd || !conns.look)
 		return -1;
 	conns.cap = fd_cap;
+	conns.base = base;
+	for (size_t i = 0; i < HTTP_CONN_LINGER_SLOTS; i++)
+		conns.linger[i].fd = -1;
 	conns.lim = *lim;
 	if (ctr)
 		conns.ctr = *ctr;
@@ -309,6 +365,12 @@ http_conn_sweep(uint64_t now_ms)
 		count(conns.ctr.idle_closed, 1);
 	}
 	publish_open();
+}
+
+bool
+http_conn_refused(int fd)
+{
+	return fd >= 0 && (size_t)fd < conns.cap && conns.fd[fd].ino && conns.fd[fd].refused;
 }
 
 size_t

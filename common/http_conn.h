@@ -24,6 +24,8 @@
 
 #define HTTP_CONN_PENDING 256    /* connections accepted in one turn of the loop, waiting to be looked at */
 #define HTTP_CONN_CHECK_SWEEPS 4 /* every this many sweeps, the table is checked for connections gone */
+#define HTTP_CONN_LINGER_SLOTS 64 /* refused connections kept open at once so their 503 is read */
+#define HTTP_CONN_LINGER_MS 1000
 
 /* Where the caps' counts go (any may be NULL): the shared metrics of the worker that serves the port. */
 struct http_conn_counters {
@@ -51,6 +53,9 @@ void http_conn_active(int fd, uint64_t now_ms);
 void http_conn_busy(int fd, bool busy, uint64_t now_ms);
 /* Closes what was idle too long and forgets what has gone; run by the request sweep. */
 void http_conn_sweep(uint64_t now_ms);
+/* Whether fd's connection was refused: what libevent still reads from it (the request a client sent
+ * at once) must not be handled. */
+bool http_conn_refused(int fd);
 /* Open connections (as last known). */
 size_t http_conn_open(void);
 

@@ -179,8 +179,13 @@ def scenario_connections(ctx):
             busy.append((s, body))
         time.sleep(0.2)
         extra = connect(d.wport)
+        # sent at once, as every client does: the unread request must not turn the 503 into a reset
+        ev = event("refused")
+        extra.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(ev) + ev)
         st, body = read_answer(extra)
-        t.eq(st, 503, "an eleventh connection from the same address, none of its ten idle: 503", body)
+        t.eq(st, 503, "an eleventh connection from the same address, none of its ten idle: 503 (its request "
+                      "unread)", body)
         t.ok(b'"code":"too_many_connections"' in body, "saying too_many_connections", body)
         extra.close()
         r = req_from("127.0.0.2", d.wport, "POST", "/webhook", body=event("other-address"))
@@ -211,6 +216,7 @@ def scenario_connections(ctx):
         ids = d.call_ids()
         t.eq(sorted(i for i in ids if i.startswith("held-")), ["held-%d" % i for i in range(10)],
              "and are stored", ids)
+        t.ok("refused" not in ids, "the refused connection's request was never handled", ids)
         m = metrics(d)
         t.ok(m.get('liveevents_connections_refused_total{port="webhook"}', 0) >= 1, "the 503 is counted",
              {k: v for k, v in m.items() if "connections" in k})
