@@ -659,6 +659,17 @@ deadline_start(int fd, uint64_t now)
 	p->start_ms = now;
 }
 
+/* A new connection on fd: a request left unfinished by the connection that had the descriptor
+ * before is over (its deadline must not be inherited, nor make the new one look busy). */
+static void
+deadline_forget(int fd)
+{
+	if (fd >= 0 && (size_t)fd < deadlines.cap && deadlines.fd[fd].ino) {
+		deadlines.fd[fd].ino = 0;
+		deadlines.active--;
+	}
+}
+
 /* The request on fd was read whole: it is the handler's now. */
 static void
 deadline_done(int fd)
@@ -948,10 +959,10 @@ http_server_new(struct event_base *base, int listen_fd, const struct http_server
 		return NULL;
 	evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
 	evhttp_set_max_headers_size(http, (ev_ssize_t)max_headers);
-	/* libevent's own timeout is per read or write; it must not close an idle connection before
-	 * --keepalive-timeout does (the request deadline bounds a slow request). */
+	/* libevent's own timeout is per read or write: only a backstop here, past both the request
+	 * deadline and --keepalive-timeout, so that those (which log and count) always act first. */
 	unsigned keepalive_s = lim->conn.keepalive_ms / 1000;
-	evhttp_set_timeout(http, (int)(timeout > keepalive_s ? timeout : keepalive_s));
+	evhttp_set_timeout(http, (int)((timeout > keepalive_s ? timeout : keepalive_s) + HTTP_TIMEOUT_BACKSTOP_S));
 	evhttp_set_default_content_type(http, HTTP_JSON);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	                                     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -971,7 +982,8 @@ http_server_new(struct event_base *base, int listen_fd, const struct http_server
 		evhttp_free(http);
 		return NULL;
 	}
-	if (http_conn_init(base, deadlines.cap, &lim->conn, &lim->counters, what, request_in_progress) < 0) {
+	if (http_conn_init(base, deadlines.cap, &lim->conn, &lim->counters, lim->port, request_in_progress,
+	                   deadline_forget) < 0) {
 		evhttp_free(http);
 		return NULL;
 	}

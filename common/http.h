@@ -17,6 +17,7 @@
 #define HTTP_JSON "application/json; charset=utf-8"
 #define HTTP_REQUEST_LINE_MAX 8192  /* looked at beyond the header limit when peeking at a head */
 #define HTTP_HEAD_PEEK_MAX (64u << 10)
+#define HTTP_TIMEOUT_BACKSTOP_S 5 /* libevent's own timeout, this far past ours */
 
 /* Creates a non-blocking listening socket. On failure returns -1 with a one-line reason in err and
  * *in_use set when the address was already taken. */
@@ -69,6 +70,7 @@ typedef void (*http_refusal_cb)(int code, void *arg);
  * reaches a client still uploading), and JSON answers to the requests libevent refuses itself.
  * what names a request in the log ("webhook"); refused (may be NULL) counts those refusals. */
 struct http_server_limits {
+	const char *port; /* the port's name in log lines: "webhook", "dashboard" */
 	size_t max_body, max_headers;
 	unsigned max_header_count; /* more headers than this: 431 */
 	unsigned timeout;          /* seconds to send a whole request */

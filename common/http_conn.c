@@ -38,6 +38,9 @@ static struct {
 	struct http_conn_counters ctr;
 	const char *what;
 	bool (*in_progress)(int fd);
+	void (*fresh)(int fd);
+	uint64_t idle_closed; /* in this sweep: one line for them all */
+	struct log_limit idle_limit;
 	struct bufferevent *pending[HTTP_CONN_PENDING];
 	size_t npending;
 	struct event *look;
@@ -191,8 +194,8 @@ refuse(int fd, const char *why, unsigned limit)
 	buf_free(&msg);
 	close_refused(fd);
 	count(conns.ctr.refused, 1);
-	log_limited(&conns.limit, LOG_WARNING, "refused a %s connection from %s: 503, %s (limit %u) and none idle",
-	            conns.what, peer, why, limit);
+	log_limited(&conns.limit, LOG_WARNING, "refused a connection from %s on the %s port: 503, %s (limit %u) and none idle",
+	            peer, conns.what, why, limit);
 }
 
 static void
@@ -202,8 +205,8 @@ evict(int fd, const char *why)
 	peer_text(fd, peer, sizeof(peer));
 	close_conn(fd);
 	count(conns.ctr.evicted, 1);
-	log_limited(&conns.limit, LOG_NOTICE, "closed an idle %s connection from %s to make room: %s", conns.what, peer,
-	            why);
+	log_limited(&conns.limit, LOG_NOTICE, "closed an idle connection from %s on the %s port to make room: %s", peer,
+	            conns.what, why);
 }
 
 static size_t
@@ -221,6 +224,8 @@ admit(int fd, uint64_t now)
 {
 	struct conn *c = &conns.fd[fd];
 	forget(fd); /* a connection on this descriptor before has gone */
+	if (conns.fresh)
+		conns.fresh(fd);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	memset(c, 0, sizeof(*c));
@@ -297,8 +302,10 @@ look_cb(evutil_socket_t unused, short what, void *arg)
 
 int
 http_conn_init(struct event_base *base, size_t fd_cap, const struct http_conn_limits *lim,
-               const struct http_conn_counters *ctr, const char *what, bool (*in_progress)(int fd))
+               const struct http_conn_counters *ctr, const char *what, bool (*in_progress)(int fd),
+               void (*fresh)(int fd))
 {
+	conns.fresh = fresh;
 	conns.fd = calloc(fd_cap, sizeof(*conns.fd));
 	conns.look = event_new(base, -1, 0, look_cb, NULL);
 	if (!conns.fd || !conns.look)
@@ -361,8 +368,15 @@ http_conn_sweep(uint64_t now_ms)
 			forget((int)fd); /* gone already */
 			continue;
 		}
-		close_conn((int)fd); /* quietly: nothing was asked on it */
+		close_conn((int)fd); /* nothing was asked on it: a line per interval, not one each */
 		count(conns.ctr.idle_closed, 1);
+		conns.idle_closed++;
+	}
+	if (conns.idle_closed) {
+		log_limited(&conns.idle_limit, LOG_INFO, "closed %llu idle connection(s) on the %s port after "
+		            "--keepalive-timeout %u s", (unsigned long long)conns.idle_closed, conns.what,
+		            conns.lim.keepalive_ms / 1000);
+		conns.idle_closed = 0;
 	}
 	publish_open();
 }

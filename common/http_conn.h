@@ -42,9 +42,11 @@ struct http_conn_limits {
 };
 
 /* Sets the caps up for the process's one server; in_progress(fd) tells whether a request is
- * arriving on fd. -1 when out of memory. what names the port in the log ("webhook"). */
+ * arriving on fd, and fresh(fd) is told of each new connection before its first byte is read. -1
+ * when out of memory. port names the port in the log ("webhook"). */
 int http_conn_init(struct event_base *base, size_t fd_cap, const struct http_conn_limits *lim,
-                   const struct http_conn_counters *ctr, const char *what, bool (*in_progress)(int fd));
+                   const struct http_conn_counters *ctr, const char *port, bool (*in_progress)(int fd),
+                   void (*fresh)(int fd));
 /* evhttp made bev for a connection it just accepted. */
 void http_conn_accepted(struct bufferevent *bev);
 /* Request bytes arrived on fd at now_ms. */

@@ -27,6 +27,7 @@ void
 worker_http_limits(const struct config *cfg, int w, size_t max_body, struct http_server_limits *lim)
 {
 	memset(lim, 0, sizeof(*lim));
+	lim->port = w == METRICS_INGEST ? "webhook" : "dashboard";
 	lim->max_body = max_body;
 	lim->max_headers = cfg->max_headers;
 	lim->max_header_count = cfg->max_header_count;

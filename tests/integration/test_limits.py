@@ -223,12 +223,46 @@ def scenario_connections(ctx):
         t.ok(m.get('liveevents_connections_evicted_total{port="webhook"}', 0) >= 2, "the evictions are counted")
         t.ok(m.get('liveevents_connections_open{port="webhook"}', 0) >= 1, "open connections are a gauge")
         log = d.stderr_text()
-        t.ok("refused a webhook connection from 127.0.0.1" in log and "closed an idle webhook connection" in log,
+        t.ok("refused a connection from 127.0.0.1" in log and "on the webhook port: 503" in log and
+             "closed an idle connection from 127.0.0.3" in log,
              "both are logged", d.stderr_tail)
     finally:
         for s in held:
             s.close()
         finish(d, "connections daemon")
+
+
+def scenario_recycled(ctx):
+    """A connection on the descriptor of one that left a request unfinished is new: idle, and with a
+    deadline of its own."""
+    d = new_daemon("recycled", ["--max-client-connections", "3", "--request-timeout", "3"])
+    idle = []
+    try:
+        d.start()
+        gone = [connect(d.dport) for _ in range(3)]
+        for s in gone:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+        time.sleep(0.3)
+        for s in gone:
+            s.close()
+        time.sleep(0.5)
+        idle = [connect(d.dport) for _ in range(3)]  # likely on the same descriptors
+        time.sleep(0.3)
+        r = H.request(d.dport, "GET", "/healthz", timeout=5)
+        t.eq(r.status, 200, "a fourth connection makes room by closing an idle one, not 503 (their descriptors' "
+                            "old requests are over)", r)
+        slow = connect(d.dport)
+        slow.sendall(b"GET /api/calls HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        st, _ = read_answer(slow, 8)
+        took = time.monotonic() - t0
+        t.ok(st == 408 and took < 3 + 2, "a slow sender gets its own --request-timeout, not a leftover one "
+                                          "(%.1f s)" % took, st)
+        slow.close()
+    finally:
+        for s in idle:
+            s.close()
+        finish(d, "recycled daemon")
 
 
 def scenario_dashboard_connections(ctx):
@@ -261,7 +295,9 @@ def scenario_dashboard_connections(ctx):
 
 
 def scenario_keepalive(ctx):
-    d = new_daemon("keepalive", ["--keepalive-timeout", "1"])
+    # --request-timeout below the keep-alive, as with the defaults (30 s and 120 s): libevent's own
+    # timeout must not close the connection first, uncounted
+    d = new_daemon("keepalive", ["--keepalive-timeout", "2", "--request-timeout", "1"])
     try:
         d.start()
         c = http.client.HTTPConnection("127.0.0.1", d.wport, timeout=5)
@@ -273,17 +309,19 @@ def scenario_keepalive(ctx):
         r = c.getresponse()
         r.read()
         t.eq(r.status, 200, "a second request on it within --keepalive-timeout is answered")
-        t.ok(closed_by_server(c.sock, 3.0), "left idle, it is closed after --keepalive-timeout 1")
+        t.ok(closed_by_server(c.sock, 4.0), "left idle, it is closed after --keepalive-timeout 2")
         c.close()
         s = connect(d.dport)
         t0 = time.monotonic()
-        t.ok(closed_by_server(s, 3.0), "a connection that never sends a byte is closed too (%.1f s)" %
+        t.ok(closed_by_server(s, 4.0), "a connection that never sends a byte is closed too (%.1f s)" %
              (time.monotonic() - t0))
         s.close()
         m = metrics(d)
         t.ok(m.get('liveevents_connections_idle_closed_total{port="webhook"}', 0) >= 1 and
              m.get('liveevents_connections_idle_closed_total{port="dashboard"}', 0) >= 1,
              "idle closes are counted on each port", {k: v for k, v in m.items() if "idle" in k})
+        t.ok("idle connection(s) on the webhook port after --keepalive-timeout 2 s" in d.stderr_text(),
+             "and logged", d.stderr_tail)
     finally:
         finish(d, "keep-alive daemon")
 
@@ -407,6 +445,7 @@ def main():
         t.scenario("slow senders", scenario_slow_senders, {})
         t.scenario("connections", scenario_connections, {})
         t.scenario("dashboard connections", scenario_dashboard_connections, {})
+        t.scenario("recycled descriptors", scenario_recycled, {})
         t.scenario("keep-alive", scenario_keepalive, {})
         t.scenario("headers", scenario_headers, {})
         t.scenario("rate", scenario_rate, {})
