@@ -29,6 +29,7 @@ static const char *const reason_names[METRICS_REASONS] = {
 	[METRICS_R_TIMEOUT] = "timeout",
 	[METRICS_R_RATE_LIMITED] = "rate_limited",
 	[METRICS_R_TOO_MANY_HEADERS] = "too_many_headers",
+	[METRICS_R_BROWSER_REQUEST] = "browser_request",
 	[METRICS_R_NO_MEMORY] = "no_memory",
 	[METRICS_R_OTHER] = "other",
 };

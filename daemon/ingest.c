@@ -276,6 +276,18 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		reject(g, req, 405, "method_not_allowed", "use POST to deliver a webhook", NULL);
 		return;
 	}
+	/* A page in a LAN user's browser can POST here too (a "simple" request needs no CORS consent)
+	 * and fake calls on the dashboard. Browsers mark such requests (Origin on every POST, and
+	 * Sec-Fetch-Site); servers do not. Not Sec-Fetch-Mode: Node's fetch sends it too. With a secret
+	 * configured the secret decides: no page knows it. */
+	struct evkeyvalq *in_h = evhttp_request_get_input_headers(req);
+	if (!g->auth && (evhttp_find_header(in_h, "Origin") || evhttp_find_header(in_h, "Sec-Fetch-Site"))) {
+		reject(g, req, 403, "browser_request",
+		       "a web browser sent this (Origin or Sec-Fetch-Site): webhooks come from the platform's servers; "
+		       "configure --webhook-secret-file to accept senders that must look like browsers",
+		       NULL);
+		return;
+	}
 	if (!authorized(g, req)) {
 		char peer[64];
 		http_peer(req, peer, sizeof(peer));

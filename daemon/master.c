@@ -552,6 +552,9 @@ master_run(const struct config *cfg)
 	        PACKAGE_VERSION, cfg->webhook.text, cfg->dashboard.text, cfg->arena, (double)geo.file_size / (1 << 20));
 	if (setup_access(cfg) < 0)
 		return 1;
+	if (!cfg->webhook_secret_file[0] && !options_is_loopback(&cfg->webhook))
+		log_msg(LOG_WARNING, "webhooks are taken from anyone who can reach %s: give the platform a secret and "
+		                     "--webhook-secret-file (the README says how)", cfg->webhook.text);
 	spawn(ing);
 	spawn(qry);
 	event_base_dispatch(m.base);

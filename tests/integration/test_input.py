@@ -193,6 +193,10 @@ def scenario_refused(ctx):
         c.refused("POST /hook", 404, "not_found", lambda: H.post_webhook(d.wport, ev, path="/hook"))
         amb = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
                b"Connection: close\r\n\r\n{}")
+        for hdr in ({"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}):
+            c.refused("a webhook a browser sent (%s)" % ", ".join(hdr), 403, "browser_request",
+                      post(d, jbytes(conv_event("browser-sent", [("b1", "user", "fake")])), headers=hdr))
         c.refused("two Content-Length headers", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, amb))
         both = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"
                 b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
@@ -205,6 +209,10 @@ def scenario_refused(ctx):
         t.eq([m["text"] for m in (v or {}).get("messages", [])], ["kept before the bad input"],
              "the call stored before all of it is intact")
         t.eq(sorted(d.call_ids()), ["kept-call"], "no refused input created a call")
+        # and what Node's fetch sends (a platform written in Node): no Origin, but Sec-Fetch-Mode
+        c.accepted("a webhook from Node's fetch (Sec-Fetch-Mode: cors, no Origin)",
+                   post(d, jbytes(conv_event("node-sent", [("n1", "user", "hello")])),
+                        headers={"sec-fetch-mode": "cors", "user-agent": "node"}), "node-sent")
         t.ok((counter(d, "rejected") or 0) >= 30, "the refusals are counted (liveeventsctl stats: rejected = %s)"
              % counter(d, "rejected"))
     finally:
