@@ -399,7 +399,7 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 		evbuffer_add_buffer(out, keep);
 		evbuffer_add_printf(out,
 		                    "HTTP/1.1 %d %s\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
-		                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+		                    HTTP_CANNED_HEADERS "Connection: close\r\n\r\n",
 		                    code, http_reason(code), body.len);
 		evbuffer_add(out, body.data, body.len);
 	}
@@ -474,8 +474,8 @@ answer_early(struct bufferevent *bev, uint64_t announced)
 	struct buf body = BUF_INIT, msg = BUF_INIT;
 	refusal_body(&body, 413);
 	buf_printf(&msg,
-	           "HTTP/1.1 413 %s\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-	           "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+	           "HTTP/1.1 413 %s\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n" HTTP_CANNED_HEADERS
+	           "Connection: close\r\n\r\n",
 	           http_reason(413), body.len);
 	buf_add(&msg, body.data, body.len);
 	ssize_t w = msg.failed ? -1 : send(fd, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -720,7 +720,7 @@ sweep_cb(evutil_socket_t unused, short what, void *arg)
 		           (unsigned long long)(deadlines.deadline_ms / 1000));
 		buf_printf(&msg,
 		           "HTTP/1.1 408 Request Timeout\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
-		           "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+		           HTTP_CANNED_HEADERS "Connection: close\r\n\r\n",
 		           body.len);
 		buf_add(&msg, body.data, body.len);
 		if (!msg.failed) {
@@ -765,7 +765,8 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 	 * (a JSON body starts with "{", a chunk with its size). */
 	char start[8];
 	if (evbuffer_copyout(in, start, sizeof(start)) != (ev_ssize_t)sizeof(start) ||
-	    (memcmp(start, "POST /", 6) != 0 && memcmp(start, "PUT /", 5) != 0 && memcmp(start, "PATCH /", 7) != 0)) {
+	    (memcmp(start, "POST /", 6) != 0 && memcmp(start, "PUT /", 5) != 0 && memcmp(start, "PATCH /", 7) != 0 &&
+	     memcmp(start, "DELETE /", 8) != 0)) {
 		struct chunk_track *t = chunk_find(arg, false);
 		size_t len = evbuffer_get_length(in);
 		if (t && t->phase != CHUNK_DONE && info->n_added <= len)

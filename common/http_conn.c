@@ -182,7 +182,7 @@ refuse(int fd, const char *why, unsigned limit)
 	           why, limit, limit);
 	buf_printf(&msg,
 	           "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " HTTP_JSON "\r\nContent-Length: %zu\r\n"
-	           "Retry-After: 1\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	           "Retry-After: 1\r\n" HTTP_CANNED_HEADERS
 	           "Connection: close\r\n\r\n",
 	           body.len);
 	buf_add(&msg, body.data, body.len);

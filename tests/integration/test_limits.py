@@ -154,11 +154,25 @@ def scenario_slow_senders(ctx):
                 t.ok(data.startswith(b"HTTP/1.1 408") and b'"code":"timeout"' in data,
                      "%s port: a slow sender of %s gets 408 timeout at --request-timeout (after %s s)" %
                      (what, kind, "%.1f" % took if took else "?"), data[:300])
+                t.ok(b"Content-Security-Policy: default-src 'none'" in data and b"nosniff" in data and
+                     b"Referrer-Policy: no-referrer" in data, "%s port: the 408 carries the security headers" % what,
+                     data[:400])
             hdr.close()
             body.close()
+        for cl in (b"5000", b"99999999999999999999999"):
+            s = connect(d.dport)
+            s.sendall(b"DELETE /api/conversations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                      d.token.encode() + b"\r\nContent-Length: " + cl + b"\r\n\r\n")
+            t0 = time.monotonic()
+            st, body = read_answer(s, 5)
+            s.close()
+            t.ok(st == 413 and time.monotonic() - t0 < 1.5,
+                 "dashboard port: a body announced over its 4 KiB (%s bytes) gets 413 at once, before it is sent"
+                 % cl.decode()[:12], (st, body[:200]))
         m = metrics(d)
         t.eq(m.get('liveevents_webhooks_rejected_total{reason="timeout"}'), 2.0, "both counted on the webhook port")
         t.eq(m.get('liveevents_dashboard_refused_total{reason="timeout"}'), 2.0, "and on the dashboard port")
+        t.eq(m.get('liveevents_dashboard_refused_total{reason="too_large"}'), 2.0, "the 413s too")
         t.eq(d.call_ids(), ["normal-webhook"], "nothing but the normal webhook was stored")
     finally:
         finish(d, "slow senders daemon")
