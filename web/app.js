@@ -5,7 +5,9 @@
  *     StreamFeed follows /api/stream (each change pushed as it is committed, resumed after a drop
  *     with Last-Event-ID) and falls back to PollingFeed when the stream cannot be opened; a 401
  *     from the API (not signed in) stops both and shows #auth-notice;
- *   - the controller/view keeps what is on screen in sync with what arrives, incrementally.
+ *   - the controller/view keeps what is on screen in sync with what arrives, incrementally; the
+ *     raw events view fetches a call's webhook bodies (GET /api/conversations/{id}) only while it
+ *     is open, at most once a second.
  *
  * Every string that comes from the API is put on the page as text (textContent, createTextNode,
  * option.text, title): never as markup. This file never touches innerHTML.
@@ -27,6 +29,7 @@ if (new URLSearchParams(location.search).has('token')) {
   const SLOW_REPLY_MS = 3000;   // an assistant reply slower than this gets a latency hint
   const STREAM_FAILS_BEFORE_POLLING = 3;  // stream attempts that never opened before we poll instead
   const MAX_LISTED = 1000;     // calls in the list; the counter says how many there are in all
+  const RAW_REFRESH_MS = 1000;  // the open raw events view fetches a busy call at most this often
 
   /* ------------------------------------------------------------------------------------------ */
   /* Data layer                                                                                 */
@@ -71,6 +74,11 @@ if (new URLSearchParams(location.search).has('token')) {
     },
     call(id) {
       return Api.request('api/calls/' + encodeURIComponent(id));
+    },
+    /* One call in the tutorial's shape: its "events" are the raw webhook bodies as received
+       (secrets redacted), oldest first; those that aged out of the arena are absent. */
+    conversation(id) {
+      return Api.request('api/conversations/' + encodeURIComponent(id));
     },
     reset() {
       return Api.request('api/conversations', { method: 'DELETE' });
@@ -995,6 +1003,7 @@ if (new URLSearchParams(location.search).has('token')) {
     const chat = $('chat');
     if (!d) {
       if (view.callId !== null || !state.selectedId) resetTranscript();
+      syncRaw(null);
       $('callHead').hidden = true;
       $('insights').hidden = true;
       if (state.selectedId) {
@@ -1024,6 +1033,7 @@ if (new URLSearchParams(location.search).has('token')) {
     view.generation = d.generation;
     view.lastSeq = d.last_seq;
     view.firstSeq = d.first_seq;
+    syncRaw(d);
 
     if ($('msgs').querySelector('.bubble, .note, .skipped')) {
       $('chatEmpty').hidden = true;
@@ -1037,6 +1047,227 @@ if (new URLSearchParams(location.search).has('token')) {
       view.unseen += added;
       renderJump();
     }
+  }
+
+  /* ------------------------------------------------------------------------------------------ */
+  /* Raw events: the selected call's webhook bodies, as the daemon keeps them                   */
+  /* ------------------------------------------------------------------------------------------ */
+
+  /* Fetched only while open, and at most once per RAW_REFRESH_MS however busy the call: the
+     answer holds every body of the call, each conversation-update with the whole transcript.
+     Shown newest first, each folded; an event's JSON is laid out only when it is unfolded. */
+  const raw = {
+    open: false,
+    callId: null,       // the call whose events are shown; null once cleared
+    token: 0,           // bumped on close: answers to older requests are dropped
+    busy: false,
+    again: false,       // something changed while a request was under way
+    timer: 0,
+    lastFetch: 0,
+    count: null,        // events in the last answer, for the button's label
+    nodes: new Map(),   // event key (occurrence + compact JSON) -> { details, index }
+  };
+
+  function renderRawButton() {
+    const btn = $('rawBtn');
+    btn.setAttribute('aria-expanded', raw.open ? 'true' : 'false');
+    btn.textContent = raw.count === null ? 'Raw events' : 'Raw events (' + raw.count + ')';
+  }
+
+  function rawStatus(text, isError) {
+    const p = $('rawStatus');
+    p.textContent = text;
+    p.hidden = !text;
+    p.classList.toggle('is-error', !!isError);
+  }
+
+  /* message.timestamp as milliseconds (a number, or a date string), or null. */
+  function eventTime(v) {
+    const ms = typeof v === 'string' && v ? Date.parse(v) : v;
+    return isNum(ms) && Math.abs(ms) <= 8.64e15 ? ms : null;
+  }
+
+  const utf8 = new TextEncoder();
+
+  function fmtBytes(n) {
+    if (n < 1000) return n + ' B';
+    if (n < 1e6) return (Math.round(n / 100) / 10).toLocaleString() + ' kB';
+    return (Math.round(n / 1e5) / 10).toLocaleString() + ' MB';
+  }
+
+  /* One event, folded: its heading says what it is; its JSON is laid out when first unfolded. */
+  function buildRawEvent(ev, compact) {
+    const det = el('details', 'raw-event');
+    const sum = el('summary', 'raw-sum');
+    const index = el('span', 'raw-index');
+    sum.append(index);
+    const msg = ev && typeof ev === 'object' && ev.message && typeof ev.message === 'object' ? ev.message : null;
+    if (msg && typeof msg.type === 'string' && msg.type) {
+      const type = el('span', 'raw-type', msg.type);
+      type.title = 'message.type: ' + msg.type;
+      sum.append(type);
+    } else {
+      sum.append(el('span', 'raw-type is-none', 'no message.type'));
+    }
+    const ms = msg ? eventTime(msg.timestamp) : null;
+    if (ms !== null) {
+      const t = el('time', 'raw-time', fmtTime(ms));
+      t.dateTime = new Date(ms).toISOString();
+      t.title = fmtDateTime(ms) + '\nmessage.timestamp: ' + String(msg.timestamp);
+      sum.append(t);
+    }
+    const bytes = utf8.encode(compact).length;
+    const size = el('span', 'raw-size', fmtBytes(bytes));
+    size.title = bytes.toLocaleString() + ' bytes as compact JSON';
+    sum.append(size);
+    det.append(sum);
+    det.addEventListener('toggle', () => {
+      if (!det.open || det.querySelector('.raw-json')) return;
+      const pre = el('pre', 'raw-json', JSON.stringify(ev, null, 2));
+      pre.tabIndex = 0;   // a scrolling box: reachable by keyboard
+      det.append(pre);
+    });
+    return { details: det, index };
+  }
+
+  /* The events of an answer, newest first. Events already on screen keep their element (and so
+     whether they are unfolded); those no longer in the answer go. */
+  function renderRawEvents(events) {
+    const list = $('rawList');
+    raw.count = events.length;
+    renderRawButton();
+    $('rawNote').textContent = events.length
+      ? plural(events.length, 'event', 'events') + ' kept \u00b7 newest first \u00b7 secrets redacted' : '';
+    const occurrences = new Map();
+    const keys = events.map((ev) => {
+      const compact = JSON.stringify(ev);
+      const n = (occurrences.get(compact) || 0) + 1;
+      occurrences.set(compact, n);
+      return { key: n + '\u0000' + compact, compact };
+    });
+    const next = new Map();
+    let anchor = null;
+    for (let i = events.length - 1; i >= 0; i -= 1) {
+      const { key, compact } = keys[i];
+      const node = raw.nodes.get(key) || buildRawEvent(events[i], compact);
+      next.set(key, node);
+      const label = '#' + (i + 1);
+      if (node.index.textContent !== label) {
+        node.index.textContent = label;
+        node.index.title = 'event ' + (i + 1) + ' of the ' + events.length + ' kept, oldest first';
+      }
+      const want = anchor ? anchor.nextSibling : list.firstChild;
+      if (want !== node.details) list.insertBefore(node.details, want);
+      anchor = node.details;
+    }
+    for (const [key, node] of raw.nodes) if (!next.has(key)) node.details.remove();
+    raw.nodes = next;
+    rawStatus(events.length ? '' : 'No raw events kept for this call.');
+  }
+
+  function clearRawEvents() {
+    clear($('rawList'));
+    raw.nodes = new Map();
+    raw.count = null;
+    $('rawNote').textContent = '';
+  }
+
+  async function fetchRaw() {
+    if (!raw.open || state.signedOut) return;
+    if (raw.busy) {
+      raw.again = true;
+      return;
+    }
+    clearTimeout(raw.timer);
+    raw.timer = 0;
+    raw.busy = true;
+    raw.lastFetch = Date.now();
+    const token = raw.token;
+    let events = null;
+    let problem = '';
+    let gone = false;
+    try {
+      const r = await Api.conversation(raw.callId);
+      if (r.status === 401) {
+        problem = 'Not signed in.';   // signedOut() has shown the way back in
+      } else if (r.status === 404) {
+        problem = 'This call is no longer kept.';
+        gone = true;
+      } else if (!r.ok || !r.body || !Array.isArray(r.body.events)) {
+        throw new ApiError(r.status, errorText(r));
+      } else {
+        events = r.body.events;
+      }
+    } catch (e) {
+      problem = 'Cannot load the raw events: ' + (e instanceof ApiError ? e.message : 'the daemon cannot be reached');
+    }
+    raw.busy = false;
+    if (raw.again) {
+      raw.again = false;
+      refreshRaw();
+    }
+    if (token !== raw.token) return;   // closed, or another call, meanwhile
+    if (events) {
+      renderRawEvents(events);
+    } else {
+      if (gone) clearRawEvents();
+      renderRawButton();
+      rawStatus(problem, true);
+    }
+  }
+
+  /* The call changed: fetch again, at most once per RAW_REFRESH_MS. */
+  function refreshRaw() {
+    if (!raw.open) return;
+    if (raw.busy) {
+      raw.again = true;
+      return;
+    }
+    if (raw.timer) return;
+    const wait = raw.lastFetch + RAW_REFRESH_MS - Date.now();
+    if (wait <= 0) fetchRaw();
+    else raw.timer = setTimeout(() => { raw.timer = 0; fetchRaw(); }, wait);
+  }
+
+  function openRaw() {
+    const id = state.selectedId;
+    if (raw.open || !id) return;
+    if (raw.callId !== id) clearRawEvents();
+    raw.open = true;
+    raw.callId = id;
+    $('rawPanel').hidden = false;
+    $('chatWrap').classList.add('is-raw');
+    if (!raw.nodes.size) rawStatus('Loading…');
+    renderRawButton();
+    fetchRaw();
+  }
+
+  /* Closed with its button, the events of the call stay for the next opening; closed because
+     another call is shown (clear), they go. */
+  function closeRaw(clearAll) {
+    if (raw.open) {
+      raw.open = false;
+      raw.token += 1;
+      raw.again = false;
+      clearTimeout(raw.timer);
+      raw.timer = 0;
+      $('rawPanel').hidden = true;
+      $('chatWrap').classList.remove('is-raw');
+    }
+    if (clearAll && raw.callId !== null) {
+      raw.callId = null;
+      clearRawEvents();
+      rawStatus('');
+    }
+    renderRawButton();
+  }
+
+  /* After the detail on screen changed: another call (or none) closes the view; a change of the
+     call it shows fetches again. */
+  function syncRaw(d) {
+    if (raw.callId === null) return;
+    if (!d || d.id !== raw.callId) closeRaw(true);
+    else refreshRaw();
   }
 
   /* ------------------------------------------------------------------------------------------ */
@@ -1445,6 +1676,21 @@ if (new URLSearchParams(location.search).has('token')) {
     $('bannerClose').addEventListener('click', hideBanner);
     $('jumpBtn').addEventListener('click', () => scrollToBottom(true));
     $('copyId').addEventListener('click', copyId);
+    $('rawBtn').addEventListener('click', () => {
+      if (raw.open) closeRaw(false);
+      else openRaw();
+    });
+    $('rawRefresh').addEventListener('click', fetchRaw);
+    $('rawClose').addEventListener('click', () => {
+      closeRaw(false);
+      $('rawBtn').focus();
+    });
+    $('rawPanel').addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape') return;
+      ev.preventDefault();
+      closeRaw(false);
+      $('rawBtn').focus();
+    });
     $('callSelect').addEventListener('change', (ev) => {
       const v = ev.target.value;
       if (v) selectCall(v, true);

@@ -27,6 +27,7 @@ const CALL_Y = 'WC-later-call-0000-0000-000000000001';
 const CALL_B = 'CC-3b9d6f2e-8a41-4c07-9e15-2f6a0d4b7c18';
 const CALL_D = 'WC-6e2f1a9c-4b3d-4e8a-b5c7-0d1e2f3a4b5c';
 const CALL_V = '7c0e2b9a-4d1f-4a83-b6e2-91c5d0f3a7e4';
+const CALL_R = 'WC-raw-events-0000-4000-8000-000000000001';
 const SECRETS = ['test-secret', 'fake-token-for-tests-only'];
 
 /* Without a browser or playwright-core the whole file is skipped (TAP "1..0 # SKIP"), not failed. */
@@ -124,6 +125,41 @@ function probe(page) {
       xss: window.__xss === undefined ? null : String(window.__xss),
     };
   });
+}
+
+/* The raw events view: its button, its panel, each event's heading and the JSON of those unfolded. */
+function rawView(page) {
+  return page.evaluate(() => {
+    const btn = document.getElementById('rawBtn');
+    const panel = document.getElementById('rawPanel');
+    const status = document.getElementById('rawStatus');
+    return {
+      expanded: btn.getAttribute('aria-expanded'),
+      label: btn.textContent,
+      shown: !panel.hidden && panel.offsetHeight > 0,
+      chatHidden: getComputedStyle(document.getElementById('chat')).visibility === 'hidden',
+      note: document.getElementById('rawNote').textContent,
+      status: status.hidden ? null : status.textContent,
+      heads: [...document.querySelectorAll('#rawList .raw-event')].map((d) => ({
+        index: d.querySelector('.raw-index').textContent,
+        type: d.querySelector('.raw-type').textContent,
+        time: d.querySelector('.raw-time') ? d.querySelector('.raw-time').textContent : null,
+        open: d.open,
+      })),
+      pres: [...document.querySelectorAll('#rawList .raw-event > pre.raw-json')].map((e) => e.textContent),
+      preElements: [...document.querySelectorAll('#rawList .raw-json *')].length,
+      focus: document.activeElement ? document.activeElement.id : null,
+    };
+  });
+}
+
+/* Unfolds every raw event still folded, by clicking its heading. */
+async function unfoldRaw(page) {
+  const n = await page.locator('#rawList .raw-event').count();
+  for (let i = 1; i <= n; i += 1) {
+    const det = page.locator(`#rawList .raw-event:nth-child(${i})`);
+    if (!(await det.evaluate((d) => d.open))) await det.locator('> summary').click();
+  }
 }
 
 function scrollInfo(page) {
@@ -382,6 +418,154 @@ async function main() {
     });
 
     await page.screenshot({ path: join(shots, '02-call-A-report.png') });
+
+    // The raw events view: the webhook bodies of the selected call as the daemon keeps them.
+    const pretty = (ev) => JSON.stringify(ev, null, 2);
+    const apiEvents = async (id) => {
+      const r = await httpJson(`${daemon.dashUrl}/api/conversations/${encodeURIComponent(id)}`);
+      assertEqual(r.status, 200, `GET /api/conversations/{${id}}`);
+      return r.body.events;
+    };
+    const rawRequests = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/conversations/')) rawRequests.push({ url: r.url(), at: Date.now() });
+    });
+
+    await tap.check('raw events of call A: the button (keyboard) opens them folded, newest first, as many as the daemon keeps', async () => {
+      const events = await apiEvents(CALL_A);
+      const posted = replay.filter((n) => n.includes('callA')).length;
+      assertEqual(events.length, posted, 'events of A kept by the daemon (one per webhook posted)');
+      const before = await rawView(page);
+      assertEqual([before.expanded, before.shown, before.label], ['false', false, 'Raw events'], 'closed at first');
+      assertEqual(rawRequests.length, 0, 'raw events fetched before the view was opened');
+      await page.focus('#rawBtn');
+      await page.keyboard.press('Enter');
+      const v = await until('the raw events listed', () => rawView(page), (x) => x.heads.length === events.length);
+      assertEqual([v.expanded, v.shown, v.chatHidden, v.label], ['true', true, true, `Raw events (${events.length})`],
+        'aria-expanded, panel shown over the transcript, button label');
+      assert(/newest first/.test(v.note) && v.note.includes(String(events.length)), `the note says ${v.note}`);
+      assertEqual(rawRequests.length, 1, 'requests for the raw events');
+      assert(rawRequests[0].url.endsWith('/api/conversations/' + encodeURIComponent(CALL_A)), `fetched ${rawRequests[0].url}`);
+      const newestFirst = events.map((ev, i) => ({ ev, i })).reverse();
+      assertEqual(v.heads.map((h) => h.index), newestFirst.map((x) => '#' + (x.i + 1)), 'headings: index');
+      assertEqual(v.heads.map((h) => h.type), newestFirst.map((x) => x.ev.message.type), 'headings: message.type');
+      const times = await page.evaluate((ts) => ts.map((t) => new Date(t).toLocaleTimeString()),
+        newestFirst.map((x) => x.ev.message.timestamp));
+      assertEqual(v.heads.map((h) => h.time), times, 'headings: message.timestamp as local time');
+      assert(v.heads.every((h) => !h.open), 'an event is unfolded from the start');
+      assertEqual(v.pres.length, 0, 'JSON laid out before any event was unfolded');
+    });
+
+    await tap.check('raw events of call A: each unfolds to its pretty-printed JSON, as text; the echoed secret shows as [redacted]', async () => {
+      const events = await apiEvents(CALL_A);
+      // The first with the keyboard: focus its heading, Enter.
+      await page.focus('#rawList .raw-event:first-child > summary');
+      await page.keyboard.press('Enter');
+      await until('the newest unfolded', () => rawView(page), (x) => x.pres.length === 1 && x.heads[0].open);
+      await unfoldRaw(page);
+      const v = await until('every event unfolded', () => rawView(page), (x) => x.pres.length === events.length);
+      assertEqual(v.pres, events.slice().reverse().map(pretty), 'the JSON shown, newest first');
+      assertEqual(v.preElements, 0, 'elements inside the JSON');
+      const oldest = JSON.parse(v.pres[v.pres.length - 1]);
+      assertEqual(oldest.message.type, 'status-update', 'the oldest event (fixture 01)');
+      assertEqual(oldest.message.assistant.assistantServer.secret, '[redacted]', 'message.assistant.assistantServer.secret');
+      assertEqual(oldest.message.assistant.assistantServer.headers.Authorization, '[redacted]', 'its echoed Authorization header');
+      assert(v.pres[v.pres.length - 1].includes('\n        "secret": "[redacted]",\n'), 'the secret line is not pretty-printed');
+      for (const secret of SECRETS) assert(!v.pres.some((t) => t.includes(secret)), `"${secret}" is shown`);
+      await page.screenshot({ path: join(shots, '02b-call-A-raw.png') });
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await page.screenshot({ path: join(shots, '02c-call-A-raw-dark.png') });
+      await page.emulateMedia({ colorScheme: 'light' });
+    });
+
+    await tap.check('raw events: Escape and Close close the view (focus back on its button); the button opens it again', async () => {
+      await page.focus('#rawRefresh');
+      await page.keyboard.press('Escape');
+      let v = await until('closed by Escape', () => rawView(page), (x) => !x.shown);
+      assertEqual([v.expanded, v.chatHidden, v.focus], ['false', false, 'rawBtn'], 'after Escape');
+      await page.click('#rawBtn');
+      v = await until('open again', () => rawView(page), (x) => x.shown && x.status === null);
+      assert(v.heads.length > 0 && v.heads.every((h) => h.open), 'the events of the same call were not kept unfolded');
+      await page.click('#rawClose');
+      v = await until('closed by Close', () => rawView(page), (x) => !x.shown);
+      assertEqual([v.expanded, v.focus], ['false', 'rawBtn'], 'after Close');
+      await page.click('#rawBtn');
+      await until('open again', () => rawView(page), (x) => x.shown && x.heads.length > 0);
+    });
+
+    await tap.check('raw events: picking another call closes the view and clears it', async () => {
+      assert(await daemon.post(await statusUpdate(CALL_R, '+15550100444', Date.now())) === 200, 'refused');
+      await until('R listed', () => probe(page), (p) => p.calls.includes(CALL_R));
+      assertEqual((await rawView(page)).shown, true, 'the view closed when another call arrived');
+      await page.click(`.call-item[data-id="${CALL_R}"] .call-btn`);
+      const v = await until('closed', () => rawView(page), (x) => !x.shown && x.heads.length === 0);
+      assertEqual([v.expanded, v.label, v.chatHidden], ['false', 'Raw events', false], 'after picking R');
+      await until('R shown', () => probe(page), (p) => p.headId === CALL_R);
+    });
+
+    await tap.check('raw events: a busy call refreshes the open view by itself, at most once a second, keeping what is unfolded', async () => {
+      await page.click('#rawBtn');
+      await until('R\'s one event', () => rawView(page), (x) => x.heads.length === 1);
+      await page.click('#rawList .raw-event > summary');
+      await until('unfolded', () => rawView(page), (x) => x.pres.length === 1);
+      const t0 = Date.now();
+      const from = rawRequests.length;
+      const msgs = [];
+      const posts = 12;
+      for (let i = 1; i <= posts; i += 1) {
+        msgs.push({ messageId: `r-${i}`, role: i % 2 ? 'user' : 'assistant', text: `Raw view message ${i}`, timestamp: t0 + i });
+        assert(await daemon.post(await conversationUpdate(CALL_R, '+15550100444', msgs, t0 + i)) === 200, 'refused');
+        await sleep(150);
+      }
+      const v = await until('every event listed', () => rawView(page), (x) => x.heads.length === posts + 1, 6000);
+      const took = Date.now() - t0;
+      const asked = rawRequests.length - from;
+      tap.comment(`raw events: ${posts} changes in ${took} ms, ${asked} fetches`);
+      assert(asked >= 2 && asked <= Math.ceil(took / 1000) + 1, `${asked} fetches in ${took} ms`);
+      assertEqual(v.heads[0], { index: `#${posts + 1}`, type: 'conversation-update', time: v.heads[0].time, open: false }, 'the newest');
+      assertEqual(v.heads[posts], { index: '#1', type: 'status-update', time: v.heads[posts].time, open: true }, 'the oldest, still unfolded');
+      const bubbles = (await probe(page)).bubbles.length;
+      assertEqual(bubbles, posts, 'the transcript beneath kept up');
+    });
+
+    await tap.check('raw events: Refresh fetches what changed nothing else (an event of an unknown type)', async () => {
+      const body = JSON.parse(await statusUpdate(CALL_R, '+15550100444', Date.now()));
+      body.message.type = 'call-recording-ready';
+      assert(await daemon.post(JSON.stringify(body)) === 200, 'refused');
+      await until('kept by the daemon', () => apiEvents(CALL_R), (e) => e.length === 14);
+      await page.click('#rawRefresh');
+      const v = await until('listed', () => rawView(page), (x) => x.heads.length === 14);
+      assertEqual([v.heads[0].index, v.heads[0].type, v.label], ['#14', 'call-recording-ready', 'Raw events (14)'], 'the newest');
+    });
+
+    await tap.check('raw events: "no raw events kept" when there are none; an error is shown as text', async () => {
+      const url = `**/api/conversations/${encodeURIComponent(CALL_R)}`;
+      await page.route(url, (route) => route.fulfill({
+        status: 200, contentType: 'application/json', body: JSON.stringify({ statuses: [], messages: [], events: [] }),
+      }));
+      try {
+        await page.click('#rawRefresh');
+        let v = await until('none kept', () => rawView(page), (x) => x.heads.length === 0 && x.status !== null);
+        assert(/no raw events kept/i.test(v.status), `the view says ${v.status}`);
+        assertEqual(v.label, 'Raw events (0)', 'the button');
+        await page.unroute(url);
+        expectNetworkErrors = true;   // Chromium logs the 500 itself
+        await page.route(url, (route) => route.fulfill({
+          status: 500, contentType: 'application/json', body: JSON.stringify({ error: 'arena <b>unreadable</b>' }),
+        }));
+        await page.click('#rawRefresh');
+        v = await until('the error', () => rawView(page), (x) => x.status !== null && /unreadable/.test(x.status));
+        assertEqual(v.status, 'Cannot load the raw events: arena <b>unreadable</b>', 'the error as text');
+      } finally {
+        await page.unroute(url);
+        expectNetworkErrors = false;
+      }
+      await page.click('#rawRefresh');
+      await until('listed again', () => rawView(page), (x) => x.heads.length === 14 && x.status === null);
+      await page.click(`.call-item[data-id="${CALL_A}"] .call-btn`);
+      await until('A shown, the view closed', async () => ({ p: await probe(page), r: await rawView(page) }),
+        (x) => x.p.headId === CALL_A && x.p.bubbles.length === 7 && !x.r.shown && x.r.heads.length === 0);
+    });
 
     await tap.check('after the user picked a call, a newer call does not take the selection', async () => {
       assert(await daemon.post(await statusUpdate(CALL_Y, '+15550100777', Date.now())) === 200, 'refused');

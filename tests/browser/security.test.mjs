@@ -502,6 +502,59 @@ async function main() {
       assert(!html.includes('tool-name') && !html.includes('tool-result'), 'a tool name or result reached the page');
     });
 
+    await tap.check('... and in the raw events view: every webhook body as literal text, nothing in it runs', async () => {
+      const page = victim.page;
+      // One more, of a type the daemon does not know: its heading shows a message.type made of markup.
+      const odd = JSON.parse(await interactly('55-callF-status-ongoing-web.json', X.id, X.caller, T0 + 9500, () => {}));
+      odd.message.type = evil('type');
+      odd.message.timestamp = evil('timestamp');
+      assertEqual(await daemon.post(JSON.stringify(odd)), 200, 'the webhook of an unknown type');
+      const api = await httpJson(`${DASH}/api/conversations/${encodeURIComponent(X.id)}`);
+      assertEqual(api.status, 200, 'the hostile call in the tutorial\'s shape');
+      const events = api.body.events;
+      assertEqual(events.length, (await hostileCall()).length + 1, 'raw events kept');
+      await page.click('#rawBtn');
+      await until('the raw events listed', () => page.evaluate(() => document.querySelectorAll('#rawList .raw-event').length),
+        (n) => n === events.length);
+      for (let i = 1; i <= events.length; i += 1) {
+        await page.click(`#rawList .raw-event:nth-child(${i}) > summary`);
+      }
+      const r = await until('every event unfolded', () => page.evaluate(() => ({
+        types: [...document.querySelectorAll('#rawList .raw-type')].map((e) => e.textContent),
+        typeTitles: [...document.querySelectorAll('#rawList .raw-type')].map((e) => e.title),
+        times: document.querySelectorAll('#rawList .raw-event:first-child .raw-time').length,
+        pres: [...document.querySelectorAll('#rawList .raw-json')].map((e) => e.textContent),
+        tags: [...new Set([...document.querySelectorAll('#rawPanel *')].map((e) => e.tagName.toLowerCase()))].sort(),
+      })), (x) => x.pres.length === events.length);
+      const fail = [];
+      const eq = (what, a, b) => { if (JSON.stringify(a) !== JSON.stringify(b)) fail.push(`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`); };
+      eq('the JSON shown, newest first', r.pres, events.slice().reverse().map((ev) => JSON.stringify(ev, null, 2)));
+      eq('the newest heading: its message.type', [r.types[0], r.typeTitles[0]], [evil('type'), `message.type: ${evil('type')}`]);
+      eq('a message.timestamp that is no time', r.times, 0);
+      const all = r.pres.join('\n');
+      for (const tag of ['caller', 'user-text', 'assistant-text', 'tool-text', 'interrupted', 'endedBy', 'endReason',
+        'error-type', 'error-code', 'error-message', 'provider', 'summary', 'evaluation', 'outcome', 'data-key',
+        'data-value', 'recording', 'tool-name', 'tool-result', 'type', 'timestamp']) {
+        // Each markup payload, as JSON writes it: the script element verbatim, the img with its quotes escaped.
+        const script = `<script>window.__pwned='${tag}'</script>`;
+        const img = JSON.stringify(`<img src=x onerror="window.__pwned='${tag}'">`).slice(1, -1);
+        if (!all.includes(script) || !all.includes(img)) fail.push(`the raw view lacks the ${tag} payload as text`);
+      }
+      for (const s of [X.id, X.status, X.role, X.report.recordingUrl]) {
+        if (!all.includes(JSON.stringify(s).slice(1, -1))) fail.push(`the raw view lacks ${JSON.stringify(s)} as text`);
+      }
+      eq('elements in the raw view', r.tags, ['button', 'details', 'div', 'h2', 'p', 'pre', 'span', 'summary', 'time']);
+      // The whole page, as for the views above: nothing injected, nothing ran.
+      const v = await hostileView(page, X.id);
+      eq('elements the dashboard never makes', v.foreign, []);
+      eq('on* attributes', v.onAttributes, []);
+      eq('scripts', v.scripts, ['app.js']);
+      eq('window.__pwned', v.pwned, null);
+      eq('CSP violations', v.csp, []);
+      eq('dialogs', seen.dialogs, []);
+      assert(fail.length === 0, `raw events view:\n  ${fail.join('\n  ')}`);
+    });
+
     // Another origin: a page on another port of the same host, in the browser that holds the cookie.
     const OPORT = await freePort();
     const OTHER = `http://127.0.0.1:${OPORT}`;
