@@ -1391,10 +1391,16 @@ if (new URLSearchParams(location.search).has('token')) {
         setHash(null);
       }
     }
+    // A list fetched while the stream runs can answer after changes the stream already brought:
+    // those (newer than the list's seq) stay, or the calls they made would vanish until next time.
+    const sameGen = state.generation === gen && isNum(body.seq);
+    const newer = sameGen ? state.calls.filter((c) => isNum(c.last_seq) && c.last_seq > body.seq) : [];
     state.generation = gen;
     state.seq = body.seq;
     state.total = isNum(body.total) ? body.total : null;
-    const calls = body.calls.filter((c) => c && typeof c.id === 'string');
+    const listed = body.calls.filter((c) => c && typeof c.id === 'string');
+    const kept = new Set(newer.map((c) => c.id));
+    const calls = newer.concat(listed.filter((c) => !kept.has(c.id)));
     calls.sort((a, b) => newness(b) - newness(a));
     state.calls = calls;
     state.byId = new Map(calls.map((c) => [c.id, c]));
