@@ -49,6 +49,14 @@ http_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 	}
 }
 
+void
+http_addr_group(unsigned char addr[16])
+{
+	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (memcmp(addr, v4mapped, sizeof(v4mapped)) != 0)
+		memset(addr + 8, 0, 8);
+}
+
 int
 http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t errlen)
 {

@@ -28,6 +28,10 @@
 /* Creates a non-blocking listening socket. On failure returns -1 with a one-line reason in err and
  * *in_use set when the address was already taken. */
 int http_listen(const struct listen_addr *a, bool *in_use, char *err, size_t errlen);
+/* Makes a 16-byte client address (IPv4 as ::ffff:a.b.c.d) the key of its client for the per-address
+ * caps: an IPv6 client holds a whole /64 (one host picks any address in it), so its last 64 bits
+ * go. */
+void http_addr_group(unsigned char addr[16]);
 /* Formats a socket address as "ADDR:PORT" or "[ADDR]:PORT". */
 void http_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 

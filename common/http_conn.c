@@ -235,6 +235,7 @@ admit(int fd, uint64_t now)
 			memcpy(c->addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
 		} else if (ss.ss_family == AF_INET6) {
 			memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+			http_addr_group(c->addr);
 		}
 	}
 	c->ino = fd_ino(fd);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "http.h"
 
 void
 http_rate_init(struct http_rate *r, unsigned rate, unsigned burst)
@@ -25,6 +26,7 @@ addr_key(const struct sockaddr *sa, unsigned char key[16])
 		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
 	} else if (sa && sa->sa_family == AF_INET6) {
 		memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		http_addr_group(key);
 	}
 }
 

@@ -11,11 +11,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <zlib.h>
 
 #include "buf.h"
 #include "check_util.h"
 #include "http_inflate.h"
+#include "http_rate.h"
 #include "http_secret.h"
 #include "log.h"
 
@@ -204,6 +207,60 @@ START_TEST(test_log_text)
 }
 END_TEST
 
+static struct sockaddr_storage
+addr_of(const char *text)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(text, ':')) {
+		ss.ss_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+	} else {
+		ss.ss_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, text, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+	}
+	return ss;
+}
+
+/* The webhook rate per client address: a burst, then the rate; addresses apart, an IPv6 /64 one client. */
+START_TEST(test_rate)
+{
+	static struct http_rate r;
+	http_rate_init(&r, 10, 3);
+	struct sockaddr_storage a = addr_of("192.0.2.1"), b = addr_of("192.0.2.2");
+	struct sockaddr_storage v6a = addr_of("2001:db8:1:2::1"), v6b = addr_of("2001:db8:1:2:ffff::9"),
+	                        v6c = addr_of("2001:db8:1:3::1");
+	uint64_t now = 1000000;
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&a, now), 0);
+	uint64_t wait = http_rate_take(&r, (struct sockaddr *)&a, now);
+	ck_assert_uint_eq(wait, 100); /* one token at 10 a second */
+	ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&b, now), 0);
+	ck_assert_uint_ne(http_rate_take(&r, (struct sockaddr *)&a, now + 99), 0);
+	ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&a, now + 100), 0);
+	/* a long pause fills the bucket to its burst, no more */
+	now += 60000;
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&a, now), 0);
+	ck_assert_uint_ne(http_rate_take(&r, (struct sockaddr *)&a, now), 0);
+	/* one /64 is one client; another /64 another */
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)(i % 2 ? &v6a : &v6b), now), 0);
+	ck_assert_uint_ne(http_rate_take(&r, (struct sockaddr *)&v6b, now), 0);
+	ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&v6c, now), 0);
+	/* rate 0: no limit */
+	http_rate_init(&r, 0, 0);
+	for (int i = 0; i < 100; i++)
+		ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&a, now), 0);
+	/* many addresses: bounded memory, and every new one starts with a full bucket */
+	http_rate_init(&r, 1, 1);
+	for (unsigned i = 0; i < 3 * HTTP_RATE_SLOTS; i++) {
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000u + i) };
+		ck_assert_uint_eq(http_rate_take(&r, (struct sockaddr *)&in, now), 0);
+	}
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -214,6 +271,7 @@ http_suite(void)
 	tcase_add_test(tc, test_encoding_names);
 	tcase_add_test(tc, test_inflate);
 	tcase_add_test(tc, test_secrets_file);
+	tcase_add_test(tc, test_rate);
 	tcase_add_test(tc, test_log_text);
 	suite_add_tcase(s, tc);
 	return s;
