@@ -780,10 +780,11 @@ def scenario_shm(ctx):
         t.ok(rc == 0 and out_lines(out)[-1:] == ["consistent"], "check on the shm arena after the stop", out + err)
     finally:
         d.kill_hard()
-        try:
-            os.unlink(name)
-        except OSError:
-            pass
+        for f in (name, name + ".token"):  # the arena, and the dashboard token made beside it
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
 
 
 # --- 11. a follower that falls behind, and check against a busy writer ----------------------------
