@@ -156,10 +156,12 @@ http_framing_error(struct evhttp_request *req)
 {
 	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
 	int lengths = 0;
-	bool te = false, other_coding = false;
+	bool te = false, other_coding = false, digits = true;
 	for (struct evkeyval *h = hs->tqh_first; h; h = h->next.tqe_next) {
 		if (evutil_ascii_strcasecmp(h->key, "Content-Length") == 0) {
 			lengths++;
+			/* libevent takes "+2" or " 2" as 2; a proxy in front may not */
+			digits &= h->value[0] != '\0' && strspn(h->value, "0123456789") == strlen(h->value);
 		} else if (evutil_ascii_strcasecmp(h->key, "Transfer-Encoding") == 0) {
 			/* libevent decodes "chunked" alone; anything else ("gzip, chunked") it would read as
 			 * plain bytes */
@@ -175,6 +177,8 @@ http_framing_error(struct evhttp_request *req)
 		return "more than one Content-Length header";
 	if (lengths && te)
 		return "both Content-Length and Transfer-Encoding";
+	if (!digits)
+		return "a Content-Length that is not digits alone";
 	return NULL;
 }
 

@@ -204,6 +204,9 @@ def scenario_refused(ctx):
         tgz = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
                b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
         c.refused("Transfer-Encoding: gzip, chunked", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, tgz))
+        plus = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: +2\r\n"
+                b"Connection: close\r\n\r\n{}")
+        c.refused("Content-Length: +2", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, plus))
         # What was stored before is intact.
         v, _ = H.try_json(d.conversation("kept-call").body)
         t.eq([m["text"] for m in (v or {}).get("messages", [])], ["kept before the bad input"],
