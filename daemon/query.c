@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's HTTP version: 2.1 has no getter */
 #include <event2/keyvalq_struct.h>
 
 #include "api.h"
@@ -432,8 +433,24 @@ url_token(struct evhttp_request *req, char *out, size_t outlen)
 static bool
 access_ok_host(struct query *q, struct evhttp_request *req)
 {
-	const char *host = in_header(req, "Host");
-	if (!http_access_host_ok(&worker_access, host)) {
+	/* One Host, as HTTP/1.1 demands (which one a proxy in front took is anyone's guess), and a
+	 * request line naming a host (absolute form) names one answered to as well. */
+	int hosts = 0;
+	for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+		hosts += evutil_ascii_strcasecmp(h->key, "Host") == 0;
+	if (hosts > 1 || (hosts == 0 && (req->major > 1 || (req->major == 1 && req->minor >= 1)))) {
+		add_page_headers(req);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		http_send_error(req, 400, "bad_host", hosts ? "more than one Host header" : "an HTTP/1.1 request needs a Host",
+		                NULL);
+		access_refused(q, req, METRICS_A_HOST_NOT_ALLOWED, 400, "no Host, or more than one");
+		return false;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *uri_host = uri ? evhttp_uri_get_host(uri) : NULL;
+	const char *host = uri_host && *uri_host ? uri_host : in_header(req, "Host");
+	if (!http_access_host_ok(&worker_access, host) ||
+	    (uri_host && *uri_host && !http_access_host_ok(&worker_access, in_header(req, "Host")))) {
 		char msg[HTTP_HOST_MAX + 160];
 		snprintf(msg, sizeof(msg),
 		         "this dashboard does not answer to the Host '%.64s': open it by its address, or start the daemon "

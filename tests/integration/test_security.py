@@ -262,6 +262,21 @@ def scenario_host(ctx):
              d.stderr_tail)
         r = H.raw_request(d.dport, b"GET /api/calls HTTP/1.0\r\nAuthorization: Bearer " + d.token.encode() + b"\r\n\r\n")
         t.eq(r.status if r else None, 200, "an HTTP/1.0 client without Host (not a browser) is answered")
+        bearer = b"Authorization: Bearer " + d.token.encode() + b"\r\n"
+        for head, want, why in (
+                (b"GET /api/calls HTTP/1.1\r\n" + bearer + b"\r\n", 400, "an HTTP/1.1 request without Host"),
+                (b"GET /api/calls HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\n" + bearer + b"\r\n", 400,
+                 "two Host headers (a proxy in front may have read the other)"),
+                (b"GET /api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n" + bearer + b"\r\n", 400,
+                 "two Host headers, the good one first"),
+                (b"GET http://evil.example/api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bearer + b"\r\n", 421,
+                 "a request line naming another host"),
+                (b"GET http://127.0.0.1/api/calls HTTP/1.1\r\nHost: evil.example\r\n" + bearer + b"\r\n", 421,
+                 "a request line naming this host, with another Host")):
+            r = H.raw_request(d.dport, head)
+            t.eq(r.status if r else None, want, "%s: %d" % (why, want), r)
+        r = H.raw_request(d.dport, b"GET http://127.0.0.1/api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bearer + b"\r\n")
+        t.eq(r.status if r else None, 200, "a request line naming this host, with the same Host: 200")
         r = H.post_webhook(d.wport, event("hook"), headers={"Host": "abc.ngrok.example"})
         t.eq(r.status, 200, "the webhook port takes any Host: it is reached through tunnels")
     finally:
