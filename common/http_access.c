@@ -269,12 +269,13 @@ trimmed_len(const char *p, size_t n)
 	return n;
 }
 
-/* The value of the cookie named name in a Cookie header, or NULL. */
+/* The value of the next cookie named name in a Cookie header from *from on (advanced past it), or
+ * NULL. */
 static const char *
-cookie_value(const char *header, const char *name, size_t *len)
+cookie_value(const char **from, const char *name, size_t *len)
 {
 	size_t nl = strlen(name);
-	for (const char *p = header; *p;) {
+	for (const char *p = *from; *p;) {
 		p = skip_ws(p);
 		const char *end = strchr(p, ';');
 		size_t pl = end ? (size_t)(end - p) : strlen(p);
@@ -286,6 +287,7 @@ cookie_value(const char *header, const char *name, size_t *len)
 				vl -= 2;
 			}
 			*len = vl;
+			*from = end ? end + 1 : p + pl;
 			return v;
 		}
 		if (!end)
@@ -310,11 +312,17 @@ http_access_credential(const struct http_access *a, const char *authorization, c
 		p = skip_ws(p + 6);
 		return token_eq(a, p, trimmed_len(p, strlen(p))) ? HTTP_CRED_BEARER : HTTP_CRED_BAD;
 	}
+	/* Any cookie of ours that holds the token will do: another service on this host (cookies are
+	 * not kept apart by port) could plant a wrong one of the same name, with a longer path so that
+	 * it comes first, and lock the browser out. Every one is compared. */
 	size_t vl;
-	const char *v = cookie ? cookie_value(cookie, a->cookie, &vl) : NULL;
-	if (v)
-		return token_eq(a, v, vl) ? HTTP_CRED_COOKIE : HTTP_CRED_BAD;
-	return HTTP_CRED_NONE;
+	bool seen = false, good = false;
+	const char *from = cookie ? cookie : "";
+	for (const char *v; (v = cookie_value(&from, a->cookie, &vl)) != NULL;) {
+		seen = true;
+		good |= token_eq(a, v, vl);
+	}
+	return good ? HTTP_CRED_COOKIE : seen ? HTTP_CRED_BAD : HTTP_CRED_NONE;
 }
 
 /* --- Origin --------------------------------------------------------------------------------------- */

@@ -58,7 +58,8 @@ bool http_access_host_ok(const struct http_access *a, const char *host);
  * for the page itself, the ?token= value (NULL when absent or not looked at). The first present of
  * ?token=, bearer and cookie decides, right or wrong: a script sending a wrong bearer is told so
  * rather than let in by a cookie, and a browser holding an old cookie signs in with a new token URL.
- * An Authorization of another scheme (a proxy's Basic) is not looked at. Compared in time that
+ * Of several cookies of ours, any one holding the token will do. An Authorization of another scheme
+ * (a proxy's Basic) is not looked at. cookie is every Cookie header, joined with "; ". Compared in time that
  * depends on the token's length only. */
 enum http_credential http_access_credential(const struct http_access *a, const char *authorization,
                                             const char *cookie, const char *query_token);

@@ -406,6 +406,21 @@ access_refused(struct query *q, struct evhttp_request *req, enum metrics_access 
 		atomic_fetch_add_explicit(&worker_metrics->access_refused[why], 1, memory_order_relaxed);
 }
 
+/* Every Cookie header of the request joined with "; " (a client may send several), in out; NULL
+ * when there is none. */
+static const char *
+cookies(struct evhttp_request *req, struct buf *out)
+{
+	buf_reset(out);
+	for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+		if (evutil_ascii_strcasecmp(h->key, "Cookie") == 0) {
+			if (out->len)
+				buf_adds(out, "; ");
+			buf_adds(out, h->value);
+		}
+	return out->len && !out->failed ? buf_cstr(out) : NULL;
+}
+
 /* The ?token= of the page's URL, copied into out; NULL when absent. */
 static const char *
 url_token(struct evhttp_request *req, char *out, size_t outlen)
@@ -473,8 +488,7 @@ access_ok(struct query *q, struct evhttp_request *req, bool page, enum http_cred
 		return false;
 	char tok[HTTP_TOKEN_MAX + 2];
 	const char *qt = page ? url_token(req, tok, sizeof(tok)) : NULL;
-	enum http_credential cred =
-	        http_access_credential(a, in_header(req, "Authorization"), in_header(req, "Cookie"), qt);
+	enum http_credential cred = http_access_credential(a, in_header(req, "Authorization"), cookies(req, &q->scratch), qt);
 	explicit_bzero(tok, sizeof(tok));
 	*cred_out = cred;
 	if (cred == HTTP_CRED_NONE || cred == HTTP_CRED_BAD) {
@@ -560,7 +574,7 @@ route(struct query *q, struct evhttp_request *req)
 			return;
 		buf_reset(&q->out);
 		enum http_credential c = http_access_credential(&worker_access, in_header(req, "Authorization"),
-		                                                in_header(req, "Cookie"), NULL);
+		                                                cookies(req, &q->scratch), NULL);
 		if (c == HTTP_CRED_NONE || c == HTTP_CRED_BAD) {
 			buf_adds(&q->out, "{\"status\":\"ok\",\"role\":\"query\"}");
 		} else {

@@ -136,6 +136,13 @@ def scenario_token(ctx):
         t.eq((r.status, [c["id"] for c in (r.json() or {}).get("calls", [])]), (200, ["call-1"]),
              "the cookie then opens the API", r)
         t.eq(anon(d, "GET", "/", headers=cookie).status, 200, "and the page")
+        name = ("liveevents_%d" % d.dport).encode()
+        for head, why in ((b"Cookie: other=1\r\nCookie: " + name + b"=" + tok.encode() + b"\r\n",
+                           "the cookie in a second Cookie header"),
+                          (b"Cookie: " + name + b"=planted-by-another-port; " + name + b"=" + tok.encode() + b"\r\n",
+                           "the cookie after a wrong one of the same name (planted by another service on the host)")):
+            r = H.raw_request(d.dport, b"GET /api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\n")
+            t.eq(r.status if r else None, 200, "%s: 200" % why, r)
         r = anon(d, "GET", "/api/calls", headers={"Authorization": "bearer  " + tok + " "})
         t.eq(r.status, 200, "a bearer token is accepted (scheme in any case, spaces around)")
 

@@ -146,6 +146,11 @@ START_TEST(test_credential)
 	ck_assert_int_eq(http_access_credential(&a, NULL, "liveevents_8080=\"0123456789abcdef-token\"", NULL),
 	                 HTTP_CRED_COOKIE);
 	ck_assert_int_eq(http_access_credential(&a, NULL, "liveevents_8080=wrong", NULL), HTTP_CRED_BAD);
+	/* a wrong one planted first (another service on this host) does not lock the right one out */
+	char planted[HTTP_TOKEN_MAX + 80];
+	snprintf(planted, sizeof(planted), "liveevents_8080=planted; x=1; liveevents_8080=%s", tok);
+	ck_assert_int_eq(http_access_credential(&a, NULL, planted, NULL), HTTP_CRED_COOKIE);
+	ck_assert_int_eq(http_access_credential(&a, NULL, "liveevents_8080=a; liveevents_8080=b", NULL), HTTP_CRED_BAD);
 	ck_assert_int_eq(http_access_credential(&a, NULL, "liveevents_80800=0123456789abcdef-token", NULL),
 	                 HTTP_CRED_NONE);
 	ck_assert_int_eq(http_access_credential(&a, NULL, "xliveevents_8080=0123456789abcdef-token", NULL),
