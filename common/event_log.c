@@ -86,8 +86,10 @@ event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns,
 				buf_adds(b, "\xE2\x8F\xB3 hang: assistant not responding");
 			} else {
 				struct buf type = BUF_INIT, code = BUF_INIT;
-				put_member(&type, &it.a, "type", LOG_DETAIL_CHARS);
-				put_member(&code, &it.a, "code", LOG_DETAIL_CHARS);
+				if (text_chars != EVENT_LOG_TEXT_HIDDEN) { /* free text the sender wrote */
+					put_member(&type, &it.a, "type", LOG_DETAIL_CHARS);
+					put_member(&code, &it.a, "code", LOG_DETAIL_CHARS);
+				}
 				buf_adds(b, "\xE2\x9D\x8C error ");
 				buf_add(b, type.data, type.len);
 				if (type.len && code.len)
@@ -100,7 +102,8 @@ event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns,
 			break;
 		case EVENT_ITEM_REPORT: {
 			struct buf rating = BUF_INIT;
-			put_member(&rating, &it.a, "successEvaluation", LOG_DETAIL_CHARS);
+			if (text_chars != EVENT_LOG_TEXT_HIDDEN) /* the evaluation can be a sentence about the caller */
+				put_member(&rating, &it.a, "successEvaluation", LOG_DETAIL_CHARS);
 			buf_adds(b, "\xF0\x9F\x93\x8B end-of-call report");
 			if (rating.len) {
 				buf_adds(b, " (");

@@ -21,7 +21,9 @@
 /* Appends the description of fact f (committed at time_ns if it carries no timestamp of its own),
  * with the first LOG_TEXT_CHARS characters of its latest message. */
 void event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns);
-/* The same with text_chars characters of the message: --log-text short, none or full. */
+/* The same with text_chars characters of the message: --log-text short, none or full. Hidden text
+ * also hides the other free text a sender writes: an error's type and code, the report's evaluation
+ * (call ids and statuses stay: the line would say nothing without them). */
 void event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns, size_t text_chars);
 
 #endif

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -376,6 +378,21 @@ make_pair(int sv[2])
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv);
 }
 
+/* The first IPv4 address of an interface that is up and not loopback, as text ("" if none). */
+static void
+lan_address(char *out, size_t outlen)
+{
+	struct ifaddrs *ifs;
+	out[0] = '\0';
+	if (getifaddrs(&ifs) < 0)
+		return;
+	for (struct ifaddrs *i = ifs; i && !out[0]; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_UP) &&
+		    !(i->ifa_flags & IFF_LOOPBACK))
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)i->ifa_addr)->sin_addr, out, (socklen_t)outlen);
+	freeifaddrs(ifs);
+}
+
 /* The dashboard's access: its token (read, or made at the first start), the names it answers to,
  * and the URL to open, logged once at every start as Jupyter does: the one log line that carries
  * the token, so the journal or the terminal of scripts/run tells a new user where to go. */
@@ -403,7 +420,14 @@ setup_access(const struct config *cfg)
 		wildcard = ((const struct sockaddr_in *)&cfg->dashboard.ss)->sin_addr.s_addr == htonl(INADDR_ANY);
 	else if (cfg->dashboard.ss.ss_family == AF_INET6)
 		wildcard = IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&cfg->dashboard.ss)->sin6_addr);
-	if (wildcard && a->hostname[0])
+	/* Where to point a browser. A wildcard address is reached by one of this machine's addresses
+	 * (a bare host name often does not resolve on the LAN), else by its name. */
+	char lan[INET6_ADDRSTRLEN] = "";
+	if (wildcard)
+		lan_address(lan, sizeof(lan));
+	if (wildcard && lan[0])
+		snprintf(hostport, sizeof(hostport), "%s:%u", lan, port);
+	else if (wildcard && a->hostname[0])
 		snprintf(hostport, sizeof(hostport), "%s:%u", a->hostname, port);
 	else
 		http_addr_text((const struct sockaddr *)&cfg->dashboard.ss, hostport, sizeof(hostport));
@@ -411,7 +435,8 @@ setup_access(const struct config *cfg)
 		if (cfg->insecure_no_auth && !options_is_loopback(&cfg->dashboard))
 			log_msg(LOG_WARNING, "--insecure-no-auth: anyone who can reach %s can read every transcript and clear them",
 			        cfg->dashboard.text);
-		log_msg(LOG_NOTICE, "dashboard: http://%s/ (no token: --no-auth)", hostport);
+		log_msg(LOG_NOTICE, "dashboard: http://%s/ (no token: %s)", hostport,
+		        cfg->insecure_no_auth ? "--insecure-no-auth" : "--no-auth");
 		return 0;
 	}
 	a->auth = true;
@@ -426,8 +451,9 @@ setup_access(const struct config *cfg)
 		log_msg(LOG_WARNING, "the dashboard token file %s is readable by other users: chmod 600 it",
 		        cfg->dashboard_token_file);
 	if (wildcard)
-		log_msg(LOG_NOTICE, "dashboard: open http://%s/?token=%s (on this machine: http://127.0.0.1:%u/?token=%s)",
-		        hostport, a->token, port, a->token);
+		log_msg(LOG_NOTICE, "dashboard: open http://%s/?token=%s (the same ?token= works with http://%s:%u/ and, "
+		                    "on this machine, http://127.0.0.1:%u/)",
+		        hostport, a->token, a->hostname[0] ? a->hostname : "localhost", port, port);
 	else
 		log_msg(LOG_NOTICE, "dashboard: open http://%s/?token=%s", hostport, a->token);
 	log_msg(LOG_INFO, "dashboard token %s %s (delete it and restart to revoke every browser and script)",

@@ -379,8 +379,8 @@ static const char signin_page[] =
 	"<main id=\"auth-needed\" class=\"auth-needed\">\n<h1>liveevents</h1>\n"
 	"<p>Open the dashboard URL with its token, as the daemon logged it when it started:</p>\n"
 	"<pre>journalctl -u liveevents | grep token</pre>\n"
-	"<p>or look in the terminal that runs <code>scripts/run</code>. The address opened with the token once, "
-	"this browser stays signed in.</p>\n</main>\n</body>\n</html>\n";
+	"<p>or look in the terminal that runs <code>scripts/run</code>. Once you have opened it, this browser "
+	"stays signed in for 30 days.</p>\n</main>\n</body>\n</html>\n";
 
 static const char *
 in_header(struct evhttp_request *req, const char *name)

@@ -371,6 +371,18 @@ def scenario_log_text(ctx):
                  "--log-text %s: the event line shows %r" % (mode, want_in), line)
         finally:
             finish(d, "log-text %s daemon" % mode)
+    d = new_daemon("logtext-none-report", ["--log-text", "none"])
+    try:
+        d.start()
+        post(d, json.dumps({"message": {"type": "end-of-call-report", "call": {"id": "c-eval"},
+                                        "analysis": {"successEvaluation": "PHI-in-evaluation"}}}).encode())
+        post(d, json.dumps({"message": {"type": "error", "call": {"id": "c-err"},
+                                        "error": {"type": "PHI-type", "code": "PHI-code"}}}).encode())
+        log = d.stderr_text()
+        t.ok("c-eval" in log and "c-err" in log and "PHI" not in log,
+             "--log-text none: nor the report's evaluation, nor an error's type and code", d.stderr_tail)
+    finally:
+        finish(d, "log-text none daemon")
     d = new_daemon("logtext-default")
     try:
         d.start()
