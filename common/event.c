@@ -435,7 +435,7 @@ holds_secret(const char *s, size_t n, const struct event_secrets *sec)
  * as sent. A copy written with escapes (\u0073ecret, \/, a secret holding a quote), or one that
  * would appear only once broken UTF-8 is served repaired (a secret holding U+FFFD), is found by
  * reading the string as its reader would; that string is written again with the secret replaced.
- * A number that equals a secret becomes the quoted marker. */
+ * A number that holds a secret becomes the quoted marker. */
 static void
 scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *sec)
 {
@@ -496,10 +496,11 @@ scrub_json(struct event_builder *eb, struct buf *b, const struct event_secrets *
 			for (e = p + 1; e < end && (strchr("0123456789+-.eE", *e) != NULL); e++)
 				;
 			p = e;
-			bool hit = false;
+			bool hit = false; /* a number holding a secret's digits (one of digits is easy to make: a
+			                   * URL's userinfo) carries it: the whole number goes */
 			for (int i = 0; i < sec->n && !hit; i++)
-				hit = sec->len[i] >= EVENT_SECRET_MIN_SCRUB && sec->len[i] == (size_t)(e - s) &&
-				      memcmp(s, sec->v[i], sec->len[i]) == 0;
+				hit = sec->len[i] >= EVENT_SECRET_MIN_SCRUB && sec->len[i] <= (size_t)(e - s) &&
+				      memmem(s, (size_t)(e - s), sec->v[i], sec->len[i]) != NULL;
 			if (!hit)
 				continue;
 			buf_add(out, copied, (size_t)(s - copied));

@@ -315,6 +315,13 @@ START_TEST(test_url_credentials)
 	struct view_call *c = view_find(&h.v, "U", 1);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_str_eq(c->msg[0].text, "use postgres[redacted]db:5432 and [redacted]");
+	/* a userinfo of digits is a secret too: a number holding them goes whole (found by the fuzz target) */
+	const char *d = "{\"message\":{\"type\":\"status-update\",\"note\":\"https://1784041330005@h\","
+	                "\"timestamp\":1784041330005123,\"call\":{\"id\":\"U\",\"status\":\"s2\"}}}";
+	h_post_sec(&h, d, strlen(d), &sec);
+	ck_assert_ptr_null(memmem(h.body.data, h.body.len, "1784041330005", 13));
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "\"timestamp\":\"[redacted]\"", 24));
+	assert_no_string_holds(h.body.data, h.body.len, "1784041330005");
 	event_secrets_clear(&sec);
 	h_free(&h);
 }
