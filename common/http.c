@@ -926,7 +926,11 @@ too_many_headers(struct evhttp_request *req)
 	char msg[96], extra[32], peer[64];
 	snprintf(msg, sizeof(msg), "the request has %u headers; the limit is %u", n, refusals.max_header_count);
 	snprintf(extra, sizeof(extra), "\"limit\":%u", refusals.max_header_count);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Connection", "close");
+	evhttp_add_header(out, "Content-Security-Policy", HTTP_CANNED_CSP);
+	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(out, "X-Frame-Options", "DENY");
 	http_send_error(req, 431, "too_many_headers", msg, extra);
 	http_peer(req, peer, sizeof(peer));
 	log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 431 %u headers, over --max-header-count %u",

@@ -20,9 +20,10 @@
 #define HTTP_TIMEOUT_BACKSTOP_S 5
 /* The headers of the answers written straight to a socket (refusals before any handler), as every
  * other answer carries them: nothing to sniff, cache, frame or refer from. */
+#define HTTP_CANNED_CSP "default-src 'none'; frame-ancestors 'none'"
 #define HTTP_CANNED_HEADERS                                                                              \
 	"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"                                    \
-	"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\nReferrer-Policy: no-referrer\r\n" \
+	"Content-Security-Policy: " HTTP_CANNED_CSP "\r\nReferrer-Policy: no-referrer\r\n"                   \
 	"X-Frame-Options: DENY\r\n" /* libevent's own timeout, this far past ours */
 
 /* Creates a non-blocking listening socket. On failure returns -1 with a one-line reason in err and

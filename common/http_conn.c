@@ -29,6 +29,7 @@ struct conn {
 	unsigned char addr[16];
 	bool busy; /* a request read whole and not yet answered (an event stream until it ends) */
 	bool refused; /* answered 503 and shut: a request libevent still reads from it is not handled */
+	bool served;  /* a request came on it: a client that may send the next one any moment */
 };
 
 static struct {
@@ -100,16 +101,21 @@ idle(int fd)
 	       unread == 0;
 }
 
-/* The oldest idle connection other than except, of the client addr (NULL: of anyone); -1 if none. */
+/* The connection to close to make room, other than except, of the client addr (NULL: of anyone);
+ * -1 if none. First the oldest that never carried a request (what a flood of connections is), then
+ * the oldest idle for HTTP_CONN_SPARE_MS: a kept-alive sender between two webhooks may be sending
+ * the next at this moment, and a POST that meets a closed connection is lost, not retried. */
 static int
-oldest_idle(const unsigned char *addr, int except)
+victim(const unsigned char *addr, int except, uint64_t now)
 {
 	int best = -1;
 	for (size_t fd = 0; fd < conns.top; fd++) {
 		struct conn *c = &conns.fd[fd];
-		if (!c->ino || (int)fd == except || (addr && memcmp(c->addr, addr, 16) != 0) || !idle((int)fd))
+		if (!c->ino || (int)fd == except || (addr && memcmp(c->addr, addr, 16) != 0) || c->refused ||
+		    (c->served && now - c->active_ms < HTTP_CONN_SPARE_MS) || !idle((int)fd))
 			continue;
-		if (best < 0 || c->active_ms < conns.fd[best].active_ms)
+		struct conn *b = best >= 0 ? &conns.fd[best] : NULL;
+		if (!b || (b->served && !c->served) || (b->served == c->served && c->active_ms < b->active_ms))
 			best = (int)fd;
 	}
 	return best;
@@ -249,9 +255,9 @@ admit(int fd, uint64_t now)
 	    client_count(c->addr) > conns.lim.max_client) {
 		check_all();
 		if (conns.fd[fd].ino && client_count(c->addr) > conns.lim.max_client) {
-			int victim = oldest_idle(c->addr, fd);
-			if (victim >= 0) {
-				evict(victim, "its client is at --max-client-connections");
+			int v = victim(c->addr, fd, now);
+			if (v >= 0) {
+				evict(v, "its client is at --max-client-connections");
 			} else {
 				refuse(fd, "from this address", conns.lim.max_client);
 				return;
@@ -261,9 +267,9 @@ admit(int fd, uint64_t now)
 	if (conns.lim.max && conns.open > conns.lim.max) {
 		check_all();
 		if (conns.fd[fd].ino && conns.open > conns.lim.max) {
-			int victim = oldest_idle(NULL, fd);
-			if (victim >= 0) {
-				evict(victim, "the port is at --max-connections");
+			int v = victim(NULL, fd, now);
+			if (v >= 0) {
+				evict(v, "the port is at --max-connections");
 			} else {
 				refuse(fd, "on this port", conns.lim.max);
 				return;
@@ -328,12 +334,14 @@ http_conn_accepted(struct bufferevent *bev)
 {
 	if (!conns.fd)
 		return;
+	/* More accepted in one turn than the list holds: those before this one have their descriptors
+	 * already, so they are looked at now. */
 	if (conns.npending == HTTP_CONN_PENDING)
-		return; /* more accepted in one turn than looked at: this one goes uncounted until it ends */
+		look_cb(-1, 0, NULL);
 	bufferevent_incref(bev);
 	conns.pending[conns.npending++] = bev;
 	if (conns.npending == 1)
-		event_active(conns.look, EV_TIMEOUT, 0);
+		event_active(conns.look, EV_TIMEOUT, 0); /* a second activation while pending is a no-op */
 }
 
 void
@@ -348,6 +356,7 @@ http_conn_busy(int fd, bool busy, uint64_t now_ms)
 {
 	if (fd >= 0 && (size_t)fd < conns.cap && conns.fd[fd].ino) {
 		conns.fd[fd].busy = busy;
+		conns.fd[fd].served = true;
 		conns.fd[fd].active_ms = now_ms;
 	}
 }

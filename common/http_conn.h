@@ -26,6 +26,7 @@
 #define HTTP_CONN_CHECK_SWEEPS 4 /* every this many sweeps, the table is checked for connections gone */
 #define HTTP_CONN_LINGER_SLOTS 64 /* refused connections kept open at once so their 503 is read */
 #define HTTP_CONN_LINGER_MS 1000
+#define HTTP_CONN_SPARE_MS 5000 /* a connection that carried a request this recently is not closed to make room */
 
 /* Where the caps' counts go (any may be NULL): the shared metrics of the worker that serves the port. */
 struct http_conn_counters {

@@ -48,7 +48,7 @@ static const char usage_text[] =
 	"  --max-client-connections N    the same per client address and port (default 256; 0: no cap)\n"
 	"  --keepalive-timeout SECONDS   an idle connection is closed after this (default 120)\n"
 	"  --webhook-rate N              webhooks a second per client address (default 1000; past it:\n"
-	"                                429; 0: no limit)\n"
+	"                                429; 0: no limit); not with --webhook-secret-file\n"
 	"  --webhook-burst N             webhooks at once per client address (default 2000)\n"
 	"  --request-timeout SECONDS     time to send a whole request from its first byte (past it:\n"
 	"                                408) (default 30)\n"

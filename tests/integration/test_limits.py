@@ -16,6 +16,7 @@ sys.dont_write_bytecode = True
 import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -351,6 +352,8 @@ def scenario_headers(ctx):
         t.eq(r.header("connection"), "close", "and the connection is closed")
         r = d.api("/api/calls", headers=dict(many, Authorization="Bearer " + d.token))
         t.eq(r.status, 431, "the dashboard port too")
+        t.ok("default-src 'none'" in (r.header("content-security-policy") or "") and
+             r.header("referrer-policy") == "no-referrer", "with the security headers", r.headers)
         few = {"X-H%d" % i: "v" for i in range(10)}
         t.eq(d.webhook(event("few-headers"), headers=few).status, 200, "fewer headers are accepted")
         t.eq(d.call_ids(), ["few-headers"], "only that one is stored")
@@ -386,6 +389,88 @@ def scenario_rate(ctx):
         t.eq(d.api("/api/calls").status, 200, "the dashboard port has no rate limit")
     finally:
         finish(d, "rate daemon")
+
+
+def scenario_rate_with_secret(ctx):
+    """With a secret the secret decides: a flood of unsigned requests through the same address (a
+    tunnel) must not use up the rate of the signed ones."""
+    secret = os.path.join(TMP, "rate-secret")
+    with open(secret, "w") as f:
+        f.write("test-secret\n")
+    os.chmod(secret, 0o600)
+    d = new_daemon("rate-secret", ["--webhook-secret-file", secret, "--webhook-rate", "5", "--webhook-burst", "5"])
+    try:
+        d.start()
+        bad = [d.webhook(event("junk-%d" % i), headers={"x-interactly-secret": "wrong"}).status for i in range(30)]
+        t.eq(set(bad), {401}, "30 unsigned requests at once: 401 each (not 429)")
+        good = [d.webhook(event("signed-%d" % i)).status for i in range(10)]
+        t.eq(good, [200] * 10, "signed webhooks after the flood, past the burst: all 200", good)
+        t.eq(len([i for i in d.call_ids() if i.startswith("signed-")]), 10, "and all stored")
+    finally:
+        finish(d, "rate with secret daemon")
+
+
+def scenario_accept_burst(ctx):
+    """Connections accepted in one turn of the loop beyond the pending list are capped too."""
+    d = new_daemon("burst", ["--max-connections", "100", "--max-client-connections", "20"])
+    socks = []
+    try:
+        d.start()
+        ingest = d.workers()["ingest"]
+        os.kill(ingest, signal.SIGSTOP)
+        try:
+            for _ in range(400):
+                s = socket.socket()
+                s.setblocking(False)
+                try:
+                    s.connect(("127.0.0.1", d.wport))
+                except BlockingIOError:
+                    pass
+                socks.append(s)
+        finally:
+            os.kill(ingest, signal.SIGCONT)
+        time.sleep(1.5)
+        still = 0
+        for s in socks:
+            try:
+                s.recv(1, socket.MSG_PEEK)  # an end of stream, or a 503 before it: closed by the daemon
+            except BlockingIOError:
+                still += 1  # nothing to read: open
+            except OSError:
+                pass  # reset: closed
+        t.ok(still <= 20, "400 connections accepted at once from one address: %d stay open (cap 20)" % still)
+        r = req_from("127.0.0.2", d.wport, "POST", "/webhook", body=event("after-burst"))
+        t.eq(r.status, 200, "another address is served")
+    finally:
+        for s in socks:
+            s.close()
+        finish(d, "accept burst daemon")
+
+
+def scenario_spare_recent(ctx):
+    """A kept-alive sender between two webhooks is not the one closed to make room."""
+    d = new_daemon("spare", ["--max-client-connections", "3"])
+    idle = []
+    try:
+        d.start()
+        c = http.client.HTTPConnection("127.0.0.1", d.wport, timeout=5)
+        c.request("POST", "/webhook", body=event("kept-1"), headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        idle = [connect(d.wport) for _ in range(2)]
+        time.sleep(0.2)
+        idle.append(connect(d.wport))   # the fourth: room is made
+        time.sleep(0.3)
+        c.request("POST", "/webhook", body=event("kept-2", 2), headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        t.eq(r.status, 200, "the sender's kept-alive connection survived; a never-used one was closed instead")
+        t.ok(sum(closed_by_server(s, 0.3) for s in idle[:2]) == 1, "one of the unused connections made room")
+    finally:
+        c.close()
+        for s in idle:
+            s.close()
+        finish(d, "spare daemon")
 
 
 def scenario_ipv6(ctx):
@@ -463,6 +548,9 @@ def main():
         t.scenario("keep-alive", scenario_keepalive, {})
         t.scenario("headers", scenario_headers, {})
         t.scenario("rate", scenario_rate, {})
+        t.scenario("rate with a secret", scenario_rate_with_secret, {})
+        t.scenario("accept burst", scenario_accept_burst, {})
+        t.scenario("spare recent senders", scenario_spare_recent, {})
         t.scenario("ipv6", scenario_ipv6, {})
 
     return H.run_suite(t, "limits tests", "liveevents-limits-", body)
