@@ -657,6 +657,17 @@ def suite_daemon(parent, name, **kw):
     return Daemon(DAEMON, tempfile.mkdtemp(prefix=name + "-", dir=parent), **kw)
 
 
+def run_scenarios(t, what, prefix, scenarios, on_tmp=None, limit_s=240):
+    """run_suite over a list of (label, function) scenarios, each called with {}; on_tmp(tmp) first
+    tells the suite its temporary directory."""
+    def body(tmp):
+        if on_tmp:
+            on_tmp(tmp)
+        for label, fn in scenarios:
+            t.scenario(label, fn, {})
+    return run_suite(t, what, prefix, body, limit_s)
+
+
 def run_suite(t, what, prefix, body, limit_s=240):
     """Runs body(tmp) as one suite's main: a private temp directory (kept with KEEP_TMP), a time limit
     after which every daemon is killed and the plan bails out, and TERM turned into a clean exit.

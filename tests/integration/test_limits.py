@@ -534,26 +534,27 @@ def scenario_ipv6(ctx):
         t.ok(b"dashboard: http://[::1]:%d/ (no token" % dport in err, "and logged its [::1] URL", err[-800:])
 
 
+def set_tmp(tmp):
+    global TMP
+    TMP = tmp
+
+
 def main():
     global t
     t = H.TAP()
-
-    def body(tmp):
-        global TMP
-        TMP = tmp
-        t.scenario("slow senders", scenario_slow_senders, {})
-        t.scenario("connections", scenario_connections, {})
-        t.scenario("dashboard connections", scenario_dashboard_connections, {})
-        t.scenario("recycled descriptors", scenario_recycled, {})
-        t.scenario("keep-alive", scenario_keepalive, {})
-        t.scenario("headers", scenario_headers, {})
-        t.scenario("rate", scenario_rate, {})
-        t.scenario("rate with a secret", scenario_rate_with_secret, {})
-        t.scenario("accept burst", scenario_accept_burst, {})
-        t.scenario("spare recent senders", scenario_spare_recent, {})
-        t.scenario("ipv6", scenario_ipv6, {})
-
-    return H.run_suite(t, "limits tests", "liveevents-limits-", body)
+    return H.run_scenarios(t, "limits tests", "liveevents-limits-", [
+        ("slow senders", scenario_slow_senders),
+        ("connections", scenario_connections),
+        ("dashboard connections", scenario_dashboard_connections),
+        ("recycled descriptors", scenario_recycled),
+        ("keep-alive", scenario_keepalive),
+        ("headers", scenario_headers),
+        ("rate", scenario_rate),
+        ("rate with a secret", scenario_rate_with_secret),
+        ("accept burst", scenario_accept_burst),
+        ("spare recent senders", scenario_spare_recent),
+        ("ipv6", scenario_ipv6),
+    ], on_tmp=set_tmp)
 
 
 if __name__ == "__main__":

@@ -396,22 +396,23 @@ def scenario_log_text(ctx):
     t.ok(p.returncode == 2 and b"--log-text" in p.stderr, "--log-text takes short, none or full", p.stderr)
 
 
+def set_tmp(tmp):
+    global TMP
+    TMP = tmp
+
+
 def main():
     global t
     t = H.TAP()
-
-    def body(tmp):
-        global TMP
-        TMP = tmp
-        t.scenario("token", scenario_token, {})
-        t.scenario("token file", scenario_token_file, {})
-        t.scenario("no auth", scenario_no_auth, {})
-        t.scenario("host", scenario_host, {})
-        t.scenario("origin", scenario_origin, {})
-        t.scenario("headers and data", scenario_headers_and_data, {})
-        t.scenario("log text", scenario_log_text, {})
-
-    return H.run_suite(t, "security tests", "liveevents-security-", body)
+    return H.run_scenarios(t, "security tests", "liveevents-security-", [
+        ("token", scenario_token),
+        ("token file", scenario_token_file),
+        ("no auth", scenario_no_auth),
+        ("host", scenario_host),
+        ("origin", scenario_origin),
+        ("headers and data", scenario_headers_and_data),
+        ("log text", scenario_log_text),
+    ], on_tmp=set_tmp)
 
 
 if __name__ == "__main__":

@@ -503,20 +503,21 @@ def scenario_metrics(ctx):
         finish(d, "metrics daemon")
 
 
+def set_tmp(tmp):
+    global TMP
+    TMP = tmp
+
+
 def main():
-    global t, TMP
+    global t
     t = H.TAP()
-
-    def body(tmp):
-        global TMP
-        TMP = tmp
-        t.scenario("stream", scenario_stream, {})
-        t.scenario("stream limits", scenario_limits, {})
-        t.scenario("departures", scenario_gone, {})
-        t.scenario("paging", scenario_paging, {})
-        t.scenario("metrics", scenario_metrics, {})
-
-    return H.run_suite(t, "stream tests", "liveevents-stream-", body)
+    return H.run_scenarios(t, "stream tests", "liveevents-stream-", [
+        ("stream", scenario_stream),
+        ("stream limits", scenario_limits),
+        ("departures", scenario_gone),
+        ("paging", scenario_paging),
+        ("metrics", scenario_metrics),
+    ], on_tmp=set_tmp)
 
 
 if __name__ == "__main__":
