@@ -99,6 +99,7 @@ http_reason(int code)
 	case 405: return "Method Not Allowed";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 417: return "Expectation Failed";
 	case 431: return "Request Header Fields Too Large";
@@ -333,10 +334,30 @@ static struct {
 	struct log_limit limit;
 } refusals;
 
+/* The code an answer of libevent's own status carries in its JSON body. */
+static const char *
+refusal_code(int code)
+{
+	switch (code) {
+	case 413: return "too_large";
+	case 414: return "uri_too_long";
+	case 431: return "headers_too_large";
+	case 501: return "method_not_implemented";
+	default: return "bad_request";
+	}
+}
+
 static void
 refusal_body(struct buf *b, int code)
 {
-	if (code == 413) {
+	if (code == 414 || code == 431) {
+		char msg[112];
+		snprintf(msg, sizeof(msg), "the request %s is larger than the limit of %zu bytes",
+		         code == 414 ? "line" : "header block", refusals.max_headers);
+		buf_adds(b, "{\"error\":");
+		json_write_cstr(b, msg);
+		buf_printf(b, ",\"code\":\"%s\",\"limit\":%zu}", refusal_code(code), refusals.max_headers);
+	} else if (code == 413) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "the body is larger than the limit of %zu bytes", refusals.max_body);
 		buf_adds(b, "{\"error\":");
@@ -351,6 +372,8 @@ refusal_body(struct buf *b, int code)
 }
 
 #define HTTP_EARLY_SLOTS 64 /* connections answered early whose libevent 413 is still to come */
+
+static int head_refusal(int fd);
 
 static struct bufferevent *answered_early[HTTP_EARLY_SLOTS];
 static unsigned answered_next;
@@ -397,6 +420,8 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 	    evbuffer_copyout_from(out, &s, status, 12) != 12)
 		return;
 	int code = atoi(status + 9);
+	if (code == 400)
+		code = head_refusal(bufferevent_getfd((struct bufferevent *)arg));
 	/* A connection answered early: what libevent queues now goes nowhere (the socket is
 	 * half-closed), and the refusal was logged and counted then. */
 	bool early = forget_answered_early(arg);
@@ -434,12 +459,15 @@ output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 	else if (code == 501)
 		log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 501 method not supported", refusals.what,
 		            peer);
+	else if (code == 414 || code == 431)
+		log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: %d %s over --max-headers %zu bytes",
+		            refusals.what, peer, code, code == 414 ? "request line" : "header block", refusals.max_headers);
 	else
 		log_limited(&refusals.limit, LOG_WARNING,
 		            "refused a %s from %s: %d malformed request, or request line or headers over %zu bytes",
 		            refusals.what, peer, code, refusals.max_headers);
 	if (refusals.cb)
-		refusals.cb(code, refusals.arg);
+		refusals.cb(code, refusal_code(code), refusals.arg);
 }
 
 /* --- a body announced too large, refused before it is sent ----------------------------------------- */
@@ -507,7 +535,7 @@ answer_early(struct bufferevent *bev, uint64_t announced)
 	            "refused a %s from %s: 413 body of %llu bytes announced, the limit is %zu (answered before it was sent)",
 	            refusals.what, peer, (unsigned long long)announced, refusals.max_body);
 	if (refusals.cb)
-		refusals.cb(413, refusals.arg);
+		refusals.cb(413, refusal_code(413), refusals.arg);
 }
 
 /* A chunked body is counted here too, as its bytes arrive: libevent's lingering close would read it
@@ -625,9 +653,17 @@ chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffe
 #define HTTP_SWEEP_MS 250       /* how often deadlines are checked */
 #define HTTP_MAX_FDS (1u << 20) /* descriptors tracked at most (the usual hard limit) */
 
+enum head_phase { HEAD_LINE, HEAD_FIELDS, HEAD_DONE };
+
 struct pending_req {
 	uint64_t ino;      /* the socket's inode: 0 = no request under way on this descriptor */
 	uint64_t start_ms; /* when its first byte arrived */
+	/* How far its head has come, so that libevent's one 400 for every head it cannot read can be
+	 * told apart: a head over --max-headers is 431, a request line over it 414. Bytes are counted
+	 * up to just past the limit, no further. */
+	uint32_t head_len, line_len;
+	uint8_t phase;    /* enum head_phase */
+	uint8_t at_start; /* 1: the last byte ended a line; 2: and a CR followed it */
 };
 
 static struct {
@@ -669,6 +705,68 @@ deadline_start(int fd, uint64_t now)
 		deadlines.top = (size_t)fd + 1;
 	p->ino = ino ? ino : 1;
 	p->start_ms = now;
+	p->head_len = p->line_len = 0;
+	p->phase = HEAD_LINE;
+	p->at_start = 0;
+}
+
+/* Follows the head of the request on fd through b[0..n), the bytes that just arrived: an empty
+ * line ends it (LF or CRLF, as libevent reads lines). */
+static void
+head_feed(int fd, const char *b, size_t n)
+{
+	struct pending_req *p = &deadlines.fd[fd];
+	for (size_t i = 0; i < n && p->phase != HEAD_DONE && p->head_len <= refusals.max_headers; i++) {
+		char c = b[i];
+		p->head_len++;
+		if (p->phase == HEAD_LINE) {
+			if (c == '\n') {
+				p->phase = HEAD_FIELDS;
+				p->line_len = p->head_len;
+				p->at_start = 1;
+			}
+		} else if (c == '\n') {
+			if (p->at_start)
+				p->phase = HEAD_DONE;
+			p->at_start = 1;
+		} else {
+			p->at_start = c == '\r' && p->at_start == 1 ? 2 : 0;
+		}
+	}
+}
+
+/* Feeds the bytes just added to in, if the request on fd is still in its head. */
+static void
+head_feed_buffer(int fd, struct evbuffer *in, size_t added)
+{
+	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.fd[fd].ino)
+		return;
+	char tmp[4096];
+	struct evbuffer_ptr ptr;
+	size_t len = evbuffer_get_length(in), off = added <= len ? len - added : 0;
+	while (off < len && deadlines.fd[fd].phase != HEAD_DONE && deadlines.fd[fd].head_len <= refusals.max_headers) {
+		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) < 0)
+			return;
+		size_t want = len - off < sizeof(tmp) ? len - off : sizeof(tmp);
+		ev_ssize_t got = evbuffer_copyout_from(in, &ptr, tmp, want);
+		if (got <= 0)
+			return;
+		head_feed(fd, tmp, (size_t)got);
+		off += (size_t)got;
+	}
+}
+
+/* What libevent's 400 for the request on fd means: 414 or 431 when its head went past the limit,
+ * else 400 (malformed). */
+static int
+head_refusal(int fd)
+{
+	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.fd[fd].ino)
+		return 400;
+	const struct pending_req *p = &deadlines.fd[fd];
+	if (p->line_len > refusals.max_headers || (p->phase == HEAD_LINE && p->head_len > refusals.max_headers))
+		return 414;
+	return p->head_len > refusals.max_headers ? 431 : 400;
 }
 
 /* A new connection on fd: a request left unfinished by the connection that had the descriptor
@@ -752,7 +850,7 @@ sweep_cb(evutil_socket_t unused, short what, void *arg)
 		            "refused a %s from %s: 408 not complete within --request-timeout %llu s; connection closed",
 		            refusals.what, peer, (unsigned long long)(deadlines.deadline_ms / 1000));
 		if (refusals.cb)
-			refusals.cb(408, refusals.arg);
+			refusals.cb(408, "timeout", refusals.arg);
 	}
 }
 
@@ -772,6 +870,7 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 		return;
 	last_input_ms = mono_ms();
 	deadline_start(bufferevent_getfd(arg), last_input_ms);
+	head_feed_buffer(bufferevent_getfd(arg), in, info->n_added);
 	http_conn_active(bufferevent_getfd(arg), last_input_ms);
 	/* Only a buffer that starts with a request line can hold a head; body bytes never do here
 	 * (a JSON body starts with "{", a chunk with its size). */
@@ -936,7 +1035,7 @@ too_many_headers(struct evhttp_request *req)
 	log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 431 %u headers, over --max-header-count %u",
 	            refusals.what, peer, n, refusals.max_header_count);
 	if (refusals.cb)
-		refusals.cb(431, refusals.arg);
+		refusals.cb(431, "too_many_headers", refusals.arg);
 	return true;
 }
 

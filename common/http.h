@@ -71,8 +71,9 @@ size_t http_requests_in_progress(void);
 /* Remote address of the request's connection, as text. */
 void http_peer(struct evhttp_request *req, char *out, size_t outlen);
 
-/* Called when libevent refused a request before any handler saw it (code 413 or 400). */
-typedef void (*http_refusal_cb)(int code, void *arg);
+/* Called when a request was refused before any handler saw it: status is the HTTP status, code the
+ * "code" of its JSON body ("too_large", "headers_too_large", "timeout"...). */
+typedef void (*http_refusal_cb)(int status, const char *code, void *arg);
 
 /* An HTTP server on an already listening socket, with the limits every server here applies:
  * largest body, header block and header count, the time to send a request, the connection caps and

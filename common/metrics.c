@@ -29,6 +29,8 @@ static const char *const reason_names[METRICS_REASONS] = {
 	[METRICS_R_TIMEOUT] = "timeout",
 	[METRICS_R_RATE_LIMITED] = "rate_limited",
 	[METRICS_R_TOO_MANY_HEADERS] = "too_many_headers",
+	[METRICS_R_HEADERS_TOO_LARGE] = "headers_too_large",
+	[METRICS_R_URI_TOO_LONG] = "uri_too_long",
 	[METRICS_R_BROWSER_REQUEST] = "browser_request",
 	[METRICS_R_NO_MEMORY] = "no_memory",
 	[METRICS_R_OTHER] = "other",
@@ -204,11 +206,11 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"query\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_QUERY]));
 		static const char *const access_names[METRICS_ACCESS] = {
 			"unauthorized", "host_not_allowed", "cross_origin", "timeout", "too_large", "bad_request",
-			"too_many_headers",
+			"too_many_headers", "headers_too_large", "uri_too_long",
 		};
 		head(b, "liveevents_dashboard_refused_total", "counter",
 		     "Dashboard port requests refused: no or wrong token, a Host not answered to, a state-changing "
-		     "request from another origin, or a limit (408, 413, 400, 431).");
+		     "request from another origin, or a limit (408, 413, 414, 431, 400).");
 		for (int r = 0; r < METRICS_ACCESS; r++)
 			buf_printf(b, "liveevents_dashboard_refused_total{reason=\"%s\"} %" PRIu64 "\n", access_names[r],
 			           ld(&m->access_refused[r]));

@@ -40,7 +40,7 @@ static const char usage_text[] =
 	"  --log-text short|none|full    message text in event log lines: the first 80 characters\n"
 	"                                (default), none, or all of it\n"
 	"  --max-body SIZE               largest webhook body accepted, also once inflated (default 4M)\n"
-	"  --max-headers SIZE            largest request header block (default 16K)\n"
+	"  --max-headers SIZE            largest request header block (default 16K; more: 431)\n"
 	"  --max-header-count N          most headers in a request (default 100; more: 431)\n"
 	"  --max-connections N           open connections per port (default 1024; 0: no cap): past it\n"
 	"                                the oldest idle one is closed, or if none is idle the new one\n"

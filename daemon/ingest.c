@@ -186,16 +186,13 @@ note_evictions(struct ingest *g)
 }
 
 static void
-refused_early(int code, void *arg)
+refused_early(int status, const char *code, void *arg)
 {
+	(void)status;
 	struct ingest *g = arg;
 	arena_count(&g->arena, ARENA_C_REJECTED, 1);
-	/* libevent's own refusals: the body over the limit, or a request it could not read */
-	metrics_reject(worker_metrics, code == 413   ? METRICS_R_TOO_LARGE
-	                               : code == 400 ? METRICS_R_BAD_REQUEST
-	                               : code == 408 ? METRICS_R_TIMEOUT
-	                               : code == 431 ? METRICS_R_TOO_MANY_HEADERS
-	                                             : METRICS_R_OTHER);
+	/* the server's own refusals: a limit, or a request it could not read */
+	metrics_reject(worker_metrics, metrics_reason_of(code));
 }
 
 /* The value a header carries as a credential: Authorization's without its scheme. */

@@ -697,13 +697,17 @@ route(struct query *q, struct evhttp_request *req)
 
 /* A request the server refused before it reached route(): a limit. */
 static void
-refused_limit(int code, void *arg)
+refused_limit(int status, const char *code, void *arg)
 {
+	(void)status;
 	(void)arg;
-	enum metrics_access why = code == 408   ? METRICS_A_TIMEOUT
-	                          : code == 413 ? METRICS_A_TOO_LARGE
-	                          : code == 431 ? METRICS_A_TOO_MANY_HEADERS
-	                                        : METRICS_A_BAD_REQUEST;
+	enum metrics_reason r = metrics_reason_of(code);
+	enum metrics_access why = r == METRICS_R_TIMEOUT             ? METRICS_A_TIMEOUT
+	                          : r == METRICS_R_TOO_LARGE         ? METRICS_A_TOO_LARGE
+	                          : r == METRICS_R_TOO_MANY_HEADERS  ? METRICS_A_TOO_MANY_HEADERS
+	                          : r == METRICS_R_HEADERS_TOO_LARGE ? METRICS_A_HEADERS_TOO_LARGE
+	                          : r == METRICS_R_URI_TOO_LONG      ? METRICS_A_URI_TOO_LONG
+	                                                             : METRICS_A_BAD_REQUEST;
 	if (worker_metrics)
 		atomic_fetch_add_explicit(&worker_metrics->access_refused[why], 1, memory_order_relaxed);
 }

@@ -201,6 +201,12 @@ def scenario_refused(ctx):
         both = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"
                 b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
         c.refused("Content-Length with Transfer-Encoding", 400, "bad_request", lambda: H.raw_request(d.wport, both))
+        huge = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-Filler: " + b"h" * (20 << 10) +
+                b"\r\nConnection: close\r\n\r\n{}")
+        c.refused("a 20 KB header block", 431, "headers_too_large", lambda: H.raw_request(d.wport, huge))
+        long_line = (b"POST /webhook?" + b"q" * (20 << 10) + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     b"Connection: close\r\n\r\n{}")
+        c.refused("a 20 KB request line", 414, "uri_too_long", lambda: H.raw_request(d.wport, long_line))
         tgz = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
                b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
         c.refused("Transfer-Encoding: gzip, chunked", 400, "ambiguous_framing", lambda: H.raw_request(d.wport, tgz))

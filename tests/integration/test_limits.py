@@ -365,6 +365,56 @@ def scenario_headers(ctx):
         finish(d, "headers daemon")
 
 
+def scenario_header_size(ctx):
+    d = new_daemon("header-size", ["--max-headers", "4K"])
+    try:
+        d.start()
+
+        def head(port, extra=b"", target=b"/webhook", length=2):
+            return (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer %s\r\nContent-Length: %d\r\n%s\r\n"
+                    % (target, port, (d.token or "").encode(), length, extra))
+
+        def refused(r, status, code, what):
+            js = r.json() or {}
+            t.eq((r.status, js.get("code"), js.get("limit")), (status, code, 4096), what, r)
+            t.ok(r.header("connection") == "close" and "default-src 'none'" in (r.header("content-security-policy") or ""),
+                 "%s: the connection is closed, and the answer has the security headers" % what, r.headers)
+
+        body = event("h-big")
+        r = H.raw_request(d.wport, head(d.wport, b"X-Filler: " + b"h" * 5000 + b"\r\n", length=len(body)), [body])
+        refused(r, 431, "headers_too_large", "a webhook whose header block passes --max-headers 4K: 431 headers_too_large")
+        # the same head in 20 pieces: libevent reads it piecemeal, and it is still told from a malformed one
+        big = head(d.wport, b"".join(b"X-Part-%d: %s\r\n" % (i, b"p" * 200) for i in range(30)), length=len(body))
+        pieces = [big[i:i + len(big) // 20] for i in range(0, len(big), len(big) // 20)]
+        r = H.raw_request(d.wport, pieces[0], pieces[1:] + [body], gap=0.02)
+        refused(r, 431, "headers_too_large", "a header block over the limit in many short headers, sent in 20 pieces: 431")
+        r = H.raw_request(d.wport, head(d.wport, target=b"/webhook?" + b"q" * 5000, length=len(body)), [body])
+        refused(r, 414, "uri_too_long", "a request line over --max-headers: 414 uri_too_long")
+        r = H.raw_request(d.wport, head(d.wport, b"this line has no colon\r\n", length=len(body)), [body])
+        t.eq((r.status, (r.json() or {}).get("code")), (400, "bad_request"),
+             "a malformed header line is still 400 bad_request, not called too large", r)
+        r = H.raw_request(d.dport, b"GET /api/calls HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Filler: %s\r\n\r\n"
+                          % (d.dport, b"h" * 5000))
+        refused(r, 431, "headers_too_large", "the dashboard port: 431 too")
+        ok = event("h-fits")
+        r = H.raw_request(d.wport, head(d.wport, b"X-Filler: " + b"h" * 3000 + b"\r\n", length=len(ok)), [ok])
+        t.eq(r.status, 200, "a 3 KB header block under the limit is accepted", r)
+        t.eq(d.call_ids(), ["h-fits"], "only that one is stored")
+        m = metrics(d)
+        t.eq((m.get('liveevents_webhooks_rejected_total{reason="headers_too_large"}'),
+              m.get('liveevents_webhooks_rejected_total{reason="uri_too_long"}'),
+              m.get('liveevents_webhooks_rejected_total{reason="bad_request"}'),
+              m.get('liveevents_dashboard_refused_total{reason="headers_too_large"}')), (2.0, 1.0, 1.0, 1.0),
+             "counted by reason: headers_too_large 2, uri_too_long 1, bad_request 1 (webhook); headers_too_large 1 "
+             "(dashboard)", {k: v for k, v in m.items() if "too_" in k or "bad_request" in k})
+        log = d.stderr_text()
+        t.ok("431 header block over --max-headers 4096 bytes" in log and
+             "414 request line over --max-headers 4096 bytes" in log, "logged", d.stderr_tail)
+    finally:
+        finish(d, "header size daemon")
+
+
 def scenario_rate(ctx):
     d = new_daemon("rate", ["--webhook-rate", "5", "--webhook-burst", "5"])
     try:
@@ -549,6 +599,7 @@ def main():
         ("recycled descriptors", scenario_recycled),
         ("keep-alive", scenario_keepalive),
         ("headers", scenario_headers),
+        ("header size", scenario_header_size),
         ("rate", scenario_rate),
         ("rate with a secret", scenario_rate_with_secret),
         ("accept burst", scenario_accept_burst),
