@@ -810,7 +810,8 @@ def post_many(port, bodies):
 
 
 def scenario_overrun(ctx):
-    d = new_daemon("ctl-small", arena_size="1M")
+    # a flood from one address by design: --webhook-rate would rightly refuse part of it
+    d = new_daemon("ctl-small", arena_size="1M", args=["--webhook-rate", "0"])
     try:
         d.start()
         t.eq(d.webhook(unattributed_event(0)).status, 200, "(a first event)")
@@ -912,7 +913,7 @@ def scenario_recreated(ctx):
 # --- 13. snapshots of a live call are not events -------------------------------------------------
 
 def scenario_snapshots(ctx):
-    d = new_daemon("ctl-snapshots", arena_size="1M")
+    d = new_daemon("ctl-snapshots", arena_size="1M", args=["--webhook-rate", "0"])  # a flood, as above
     f = None
     try:
         d.start()

@@ -1503,14 +1503,13 @@ def scenario_review(ctx):
         finish_daemon(d, "emfile daemon")
 
 
-# --- main -----------------------------------------------------------------------------------------
-
 # --- 12. a full arena -----------------------------------------------------------------------------
 
 def scenario_full_arena(ctx):
     """A 1 MiB arena filled many times over: the live call stays whole, ended calls leave whole and
     are counted, and a call that comes back after leaving is marked resumed."""
-    d = new_daemon("full", arena_size="1M")
+    # the filler is a flood from one address by design: --webhook-rate would rightly refuse part of it
+    d = new_daemon("full", arena_size="1M", args=["--webhook-rate", "0"])
     try:
         d.start()
         live = [("a%d" % i, "user" if i % 2 else "assistant", "live turn %d" % i) for i in range(3)]
