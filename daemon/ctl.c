@@ -50,7 +50,8 @@ static const char usage_text[] =
 	"  calls [--json]       one line per call (id, status, ended, messages, alerts, last activity),\n"
 	"                       newest activity last; --json prints the document GET /api/calls serves\n"
 	"  tail [-f] [-n N]     the last N committed events (default 10), in the daemon's log words;\n"
-	"                       -f then follows new events until interrupted\n"
+	"                       -f then follows new events until interrupted; --log-text short|none|full\n"
+	"                       shows messages as the daemon's option does (default short: 80 characters)\n"
 	"  check                read back and decode every record, check the control counters;\n"
 	"                       exit status 1 if the arena is inconsistent\n"
 	"\n"
@@ -210,13 +211,14 @@ open_arena(const char *path, struct arena *a, struct stat *id, bool quiet)
 
 /* --- command line ----------------------------------------------------------------------------------- */
 
-enum { OPT_ARENA = 256, OPT_JSON, OPT_HELP, OPT_VERSION };
+enum { OPT_ARENA = 256, OPT_JSON, OPT_LOG_TEXT, OPT_HELP, OPT_VERSION };
 
 static const struct option long_options[] = {
 	{ "arena", required_argument, NULL, OPT_ARENA },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "follow", no_argument, NULL, 'f' },
 	{ "lines", required_argument, NULL, 'n' },
+	{ "log-text", required_argument, NULL, OPT_LOG_TEXT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -255,6 +257,7 @@ struct opts {
 	const char *path;
 	bool json, follow, lines_set;
 	uint64_t lines;
+	const char *log_text; /* NULL: not given */
 };
 
 /* Parses the options of argv (from argv[1]) up to its first argument, which is left at
@@ -272,6 +275,11 @@ parse_options(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_JSON:
 			o->json = true;
+			break;
+		case OPT_LOG_TEXT:
+			if (strcmp(optarg, "short") != 0 && strcmp(optarg, "none") != 0 && strcmp(optarg, "full") != 0)
+				return usage_error("--log-text takes short, none or full, not '%.32s'", optarg);
+			o->log_text = optarg;
 			break;
 		case 'f':
 			o->follow = true;
@@ -329,8 +337,11 @@ main(int argc, char **argv)
 		return usage_error("unknown command '%s' (stats, calls, tail or check)", cmd);
 	if (json && (is_tail || strcmp(cmd, "check") == 0))
 		return usage_error("--json does not apply to %s", cmd);
-	if ((follow || o.lines_set) && !is_tail)
-		return usage_error("%s applies only to tail", follow ? "-f" : "-n");
+	if ((follow || o.lines_set || o.log_text) && !is_tail)
+		return usage_error("%s applies only to tail", follow ? "-f" : o.lines_set ? "-n" : "--log-text");
+	size_t text_chars = !o.log_text || strcmp(o.log_text, "short") == 0 ? LOG_TEXT_CHARS
+	                    : strcmp(o.log_text, "none") == 0             ? EVENT_LOG_TEXT_HIDDEN
+	                                                                  : EVENT_LOG_TEXT_ALL;
 
 	/* Output may go into a pipe that closes early (| head): that is a write error (EPIPE) handled
 	 * like the end of the output, never a death by signal. */
@@ -347,7 +358,7 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "calls") == 0)
 		status = cmd_calls(&a, json);
 	else if (is_tail)
-		status = cmd_tail(&a, &id, path, follow, lines);
+		status = cmd_tail(&a, &id, path, follow, lines, text_chars);
 	else
 		status = cmd_check(&a, path);
 	arena_unmap(&a);

@@ -68,7 +68,8 @@ bool writer_alive(uint64_t pid);
 
 int cmd_stats(const struct arena *a, const char *path, bool json);
 int cmd_calls(const struct arena *a, bool json);
-int cmd_tail(struct arena *a, const struct stat *id, const char *path, bool follow, uint64_t lines);
+/* text_chars: how much of each message to print, as the daemon's --log-text (event_log.h). */
+int cmd_tail(struct arena *a, const struct stat *id, const char *path, bool follow, uint64_t lines, size_t text_chars);
 int cmd_check(const struct arena *a, const char *path);
 
 #endif

@@ -55,6 +55,7 @@ struct tailer {
 	uint64_t cursor;      /* the next fact to print */
 	unsigned reset_polls; /* idle polls spent waiting for a reset's new generation */
 	bool window_bad;      /* the counters' window was reported impossible, and not yet repaired */
+	size_t text_chars;    /* --log-text */
 	struct buf payload, line;
 };
 
@@ -133,7 +134,7 @@ tailer_step(struct tailer *fw)
 			return STEP_PROGRESS;
 		}
 		/* The daemon's own words for the event (its log line without the log's prefix). */
-		event_describe(&fw->line, &f, rec.time_ns);
+		event_describe_text(&fw->line, &f, rec.time_ns, fw->text_chars);
 		buf_addc(&fw->line, '\n');
 		fw->cursor++;
 		return emit(&fw->line) < 0 ? STEP_OUTPUT_GONE : STEP_PROGRESS;
@@ -191,7 +192,7 @@ tailer_reopen(struct tailer *fw, struct arena *first)
 }
 
 int
-cmd_tail(struct arena *a, const struct stat *id, const char *path, bool follow, uint64_t lines)
+cmd_tail(struct arena *a, const struct stat *id, const char *path, bool follow, uint64_t lines, size_t text_chars)
 {
 	if (follow) {
 		struct sigaction sa = { .sa_handler = on_stop }; /* no SA_RESTART: poll returns EINTR */
@@ -200,7 +201,8 @@ cmd_tail(struct arena *a, const struct stat *id, const char *path, bool follow, 
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGPIPE, &sa, NULL);
 	}
-	struct tailer fw = { .a = a, .path = path, .id = *id, .payload = BUF_INIT, .line = BUF_INIT };
+	struct tailer fw = { .a = a, .path = path, .id = *id, .payload = BUF_INIT, .line = BUF_INIT,
+	                     .text_chars = text_chars };
 	fw.generation = arena_generation(a);
 	uint64_t head = arena_head(a, ARENA_FACTS);
 	fw.cursor = start_of_last_events(a, head, lines, &fw.payload);

@@ -369,6 +369,12 @@ def scenario_log_text(ctx):
             line = next((l for l in log.splitlines() if "c-" + mode in l), "")
             t.ok(want_in in line and (want_out is None or want_out not in line),
                  "--log-text %s: the event line shows %r" % (mode, want_in), line)
+            # liveeventsctl tail prints the same words from the arena, with the same option
+            p = subprocess.run([H.CTL, "--arena", d.arena, "tail", "-n", "5", "--log-text", mode],
+                               capture_output=True, env=H.clean_env(), timeout=15)
+            tl = next((l for l in p.stdout.decode().splitlines() if "c-" + mode in l), None)
+            t.ok(p.returncode == 0 and tl and line.endswith(" " + tl),
+                 "liveeventsctl tail --log-text %s prints the daemon's line" % mode, (p.returncode, tl, line, p.stderr))
         finally:
             finish(d, "log-text %s daemon" % mode)
     d = new_daemon("logtext-none-report", ["--log-text", "none"])
@@ -394,6 +400,9 @@ def scenario_log_text(ctx):
         finish(d, "log-text default daemon")
     p = subprocess.run([H.DAEMON, "--log-text", "some"], capture_output=True, env=H.clean_env(), timeout=15)
     t.ok(p.returncode == 2 and b"--log-text" in p.stderr, "--log-text takes short, none or full", p.stderr)
+    p = subprocess.run([H.CTL, "tail", "--log-text", "some"], capture_output=True, env=H.clean_env(), timeout=15)
+    t.ok(p.returncode == 2 and b"--log-text" in p.stderr, "liveeventsctl: --log-text takes short, none or full",
+         p.stderr)
 
 
 def set_tmp(tmp):
