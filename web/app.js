@@ -367,6 +367,7 @@ if (new URLSearchParams(location.search).has('token')) {
 
   const state = {
     generation: null,
+    streamGeneration: null, // of the changes the stream brought before the first list
     seq: null,
     calls: [],            // summaries, newest (highest first_seq) first
     byId: new Map(),
@@ -1391,15 +1392,20 @@ if (new URLSearchParams(location.search).has('token')) {
         setHash(null);
       }
     }
-    // A list fetched while the stream runs can answer after changes the stream already brought:
-    // those (newer than the list's seq) stay, or the calls they made would vanish until next time.
-    const sameGen = state.generation === gen && isNum(body.seq);
-    const newer = sameGen ? state.calls.filter((c) => isNum(c.last_seq) && c.last_seq > body.seq) : [];
+    // A list fetched while the stream runs can answer after changes the stream already brought
+    // (the first list too: the stream opens before it is asked for): those the list had not seen
+    // stay, or the calls they made would vanish until next time. The list's seq is the next to be
+    // written, so a call changed at that seq or later is newer than the list.
+    const sameGen = isNum(body.seq) &&
+      (state.generation === null ? state.streamGeneration === gen : state.generation === gen);
+    const newer = sameGen ? [...state.byId.values()].filter((c) => isNum(c.last_seq) && c.last_seq >= body.seq) : [];
     state.generation = gen;
+    state.streamGeneration = null;
     state.seq = body.seq;
-    state.total = isNum(body.total) ? body.total : null;
     const listed = body.calls.filter((c) => c && typeof c.id === 'string');
     const kept = new Set(newer.map((c) => c.id));
+    const unlisted = newer.filter((c) => !listed.some((l) => l.id === c.id)).length;
+    state.total = isNum(body.total) ? body.total + unlisted : null;
     const calls = newer.concat(listed.filter((c) => !kept.has(c.id)));
     calls.sort((a, b) => newness(b) - newness(a));
     state.calls = calls;
@@ -1481,6 +1487,7 @@ if (new URLSearchParams(location.search).has('token')) {
     if (typeof delta.generation === 'string' && state.generation !== null && delta.generation !== state.generation) {
       return;   // the reset that comes with a new generation brings the list
     }
+    if (state.generation === null && typeof delta.generation === 'string') state.streamGeneration = delta.generation;
     const known = state.byId.get(c.id);
     if (!known && isNum(state.total)) state.total += 1;
     if (!known || !isNum(known.last_seq) || c.last_seq >= known.last_seq) {

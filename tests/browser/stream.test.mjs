@@ -200,6 +200,39 @@ async function main() {
       }
     });
 
+    await tap.check('a call list that answers after the stream brought a new call keeps that call', async () => {
+      // The list is fetched when the stream opens; here its answer (the calls before LATE) is held
+      // until the stream has brought LATE, as a slow /api/calls on a busy daemon would be.
+      const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+      const page = await ctx.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`late list: ${e}`));
+      let release = null;
+      const held = new Promise((r) => { release = r; });
+      let lists = 0;
+      await page.route(/\/api\/calls(\?|$)/, async (route) => {
+        if (lists++ > 0) return route.continue();
+        const resp = await route.fetch();
+        await held;
+        return route.fulfill({ response: resp });
+      });
+      const ids = () => page.evaluate(() => [...document.querySelectorAll('#callList .call-item')].map((li) => li.dataset.id));
+      try {
+        await page.goto(daemon.pageUrl());
+        await until('the list was asked for', () => lists, (n) => n >= 1);
+        await until('the page is live', () => page.evaluate(() => document.getElementById('conn').dataset.state), (st) => st === 'live');
+        const LATE = 'WC-stream-late-0001';
+        assertEqual(await daemon.post(status(LATE, 'ongoing', T0 + 200000)), 200, 'status of the new call');
+        await until('the stream shows the new call', ids, (l) => l.includes(LATE));
+        release();
+        await until('the held list is shown', ids, (l) => l.includes(CALL));
+        await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+        assertEqual((await ids()).sort(), [CALL, LATE].sort(), 'the calls listed once the late list is in');
+      } finally {
+        release();
+        await ctx.close().catch(() => {});
+      }
+    });
+
     await tap.check('no page error', () => assertEqual(pageErrors, [], 'page errors'));
   } finally {
     if (browser) await browser.close().catch(() => {});
