@@ -1013,6 +1013,18 @@ answered(struct evhttp_request *req, void *arg)
 	http_conn_busy((int)(intptr_t)arg, false, mono_ms());
 }
 
+/* A refusal before any handler: the connection closes, and the answer carries the headers the
+ * canned ones do. */
+static void
+closing_refusal_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Connection", "close");
+	evhttp_add_header(out, "Content-Security-Policy", HTTP_CANNED_CSP);
+	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(out, "X-Frame-Options", "DENY");
+}
+
 /* Past --max-header-count: libevent bounds the header block's bytes, not how many headers it holds. */
 static bool
 too_many_headers(struct evhttp_request *req)
@@ -1025,17 +1037,46 @@ too_many_headers(struct evhttp_request *req)
 	char msg[96], extra[32], peer[64];
 	snprintf(msg, sizeof(msg), "the request has %u headers; the limit is %u", n, refusals.max_header_count);
 	snprintf(extra, sizeof(extra), "\"limit\":%u", refusals.max_header_count);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Connection", "close");
-	evhttp_add_header(out, "Content-Security-Policy", HTTP_CANNED_CSP);
-	evhttp_add_header(out, "Referrer-Policy", "no-referrer");
-	evhttp_add_header(out, "X-Frame-Options", "DENY");
+	closing_refusal_headers(req);
 	http_send_error(req, 431, "too_many_headers", msg, extra);
 	http_peer(req, peer, sizeof(peer));
 	log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 431 %u headers, over --max-header-count %u",
 	            refusals.what, peer, n, refusals.max_header_count);
 	if (refusals.cb)
 		refusals.cb(431, "too_many_headers", refusals.arg);
+	return true;
+}
+
+/* A header name must be a token (RFC 9110 5.1): "Content-Length : 5" is not Content-Length to
+ * libevent, which reads no body and takes the body's bytes for the next request, while a proxy in
+ * front may have read it as the length. Such a request is refused whole, and its connection closed. */
+static bool
+bad_header_name(struct evhttp_request *req)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	const char *bad = NULL;
+	for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h && !bad; h = h->next.tqe_next) {
+		if (!h->key[0])
+			bad = h->key;
+		for (const char *c = h->key; *c && !bad; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			      strchr(tchar, *c)))
+				bad = h->key;
+	}
+	if (!bad)
+		return false;
+	char peer[64];
+	struct buf name = BUF_INIT;
+	log_text(&name, bad, strlen(bad), HTTP_LOG_NAME_CHARS);
+	closing_refusal_headers(req);
+	http_send_error(req, 400, "bad_request",
+	                "a header name holds a character names cannot have (a space before the colon?)", NULL);
+	http_peer(req, peer, sizeof(peer));
+	log_limited(&refusals.limit, LOG_WARNING, "refused a %s from %s: 400 header name '%s' is not a token", refusals.what,
+	            peer, buf_cstr(&name));
+	buf_free(&name);
+	if (refusals.cb)
+		refusals.cb(400, "bad_request", refusals.arg);
 	return true;
 }
 
@@ -1058,7 +1099,7 @@ gencb(struct evhttp_request *req, void *arg)
 		http_conn_busy(fd, true, mono_ms());
 		evhttp_request_set_on_complete_cb(req, answered, (void *)(intptr_t)fd);
 	}
-	if (too_many_headers(req))
+	if (too_many_headers(req) || bad_header_name(req))
 		return;
 	user.handler(req, user.arg);
 }

@@ -18,6 +18,7 @@
 #define HTTP_REQUEST_LINE_MAX 8192  /* looked at beyond the header limit when peeking at a head */
 #define HTTP_HEAD_PEEK_MAX (64u << 10)
 #define HTTP_TIMEOUT_BACKSTOP_S 5
+#define HTTP_LOG_NAME_CHARS 40 /* of a header name in a log line */
 /* The headers of the answers written straight to a socket (refusals before any handler), as every
  * other answer carries them: nothing to sniff, cache, frame or refer from. */
 #define HTTP_CANNED_CSP "default-src 'none'; frame-ancestors 'none'"

@@ -16,6 +16,9 @@
 #define HTTP_SECRET_MAX_LEN 1024    /* bytes per secret */
 #define HTTP_SECRET_FILE_MAX 65536  /* a larger file is not a secrets file */
 #define HTTP_SECRET_RECHECK_MS 1000 /* how often the file is looked at for changes */
+/* Shorter secrets are warned about: nothing slows guessing (a wrong guess is a cheap 401, and the
+ * rate limit steps aside when a secret is set), and the scrubbing of shorter ones is weaker. */
+#define HTTP_SECRET_ADVISED_LEN 16
 
 struct http_secrets {
 	int n;

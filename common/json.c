@@ -1350,6 +1350,12 @@ json_utf8_prefix(const char *s, size_t n, size_t max_chars)
 }
 
 size_t
+json_utf8_seq(const char *s, size_t n, bool *ok)
+{
+	return utf8_seq((const uint8_t *)s, (const uint8_t *)s + n, ok);
+}
+
+size_t
 json_utf8_cut(const char *s, size_t n, size_t max_bytes)
 {
 	const uint8_t *p = (const uint8_t *)s, *end = p + n;

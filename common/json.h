@@ -122,5 +122,8 @@ size_t json_utf8_prefix(const char *s, size_t n, size_t max_chars);
 size_t json_utf8_cut(const char *s, size_t n, size_t max_bytes);
 /* True when s[0..n) is entirely valid UTF-8 (no overlong forms, surrogates or > U+10FFFF). */
 bool json_utf8_valid(const char *s, size_t n);
+/* The sequence at s[0..n) (n > 0): its length, with *ok set when it is valid UTF-8; when not, the
+ * length of the bytes one U+FFFD replaces (at least 1). */
+size_t json_utf8_seq(const char *s, size_t n, bool *ok);
 
 #endif

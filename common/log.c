@@ -153,9 +153,42 @@ log_text(struct buf *b, const char *s, size_t n, size_t max_chars)
 		} else if (c == 0xD8 && i + 1 < cut && (unsigned char)s[i + 1] == 0x9C) {
 			buf_adds(b, "\xEF\xBF\xBD"); /* U+061C, the Arabic letter mark: a bidi control too */
 			i++;
+		} else if (c >= 0x80) {
+			/* A path or a header is whatever bytes the client sent, and journald shows a line
+			 * that is not UTF-8 as a blob, not as text. */
+			bool ok;
+			size_t len = json_utf8_seq(s + i, cut - i, &ok);
+			if (ok)
+				buf_add(b, s + i, len);
+			else
+				buf_adds(b, "\xEF\xBF\xBD");
+			i += len - 1;
 		} else
 			buf_addc(b, (char)c);
 	}
 	if (cut < n)
 		buf_adds(b, "\xE2\x80\xA6"); /* … */
+}
+
+void
+log_text_redacted(struct buf *b, const char *s, size_t n, size_t max_chars, const char *const *secrets,
+                  const size_t *lens, size_t nsecrets)
+{
+	struct buf t = BUF_INIT;
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		while (k < nsecrets && !(lens[k] && lens[k] <= n - i && memcmp(s + i, secrets[k], lens[k]) == 0))
+			k++;
+		if (k < nsecrets) {
+			buf_adds(&t, "[redacted]");
+			i += lens[k];
+		} else {
+			buf_addc(&t, s[i++]);
+		}
+	}
+	if (t.failed)
+		buf_adds(b, "[redacted]"); /* out of memory: nothing rather than a secret */
+	else
+		log_text(b, t.data ? t.data : "", t.len, max_chars);
+	buf_free(&t);
 }

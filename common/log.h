@@ -14,6 +14,7 @@
 
 #define LOG_LINE_MAX 2048      /* longer lines are cut: one event never floods the journal */
 #define LOG_TEXT_CHARS 80      /* message text shown in event lines, as the tutorial did */
+#define LOG_PATH_CHARS 60      /* of a refused request's path */
 
 void log_init(const char *role);
 void log_set_role(const char *role);
@@ -34,5 +35,10 @@ void log_set_burst(unsigned burst);
 /* Appends at most max_chars characters of s[0..n) to b, on one line: control characters become
  * visible symbols (newline ⏎, tab →), nothing can forge a second log line, and a cut is marked …. */
 void log_text(struct buf *b, const char *s, size_t n, size_t max_chars);
+/* log_text with every occurrence of each of the nsecrets secrets (lens[i] bytes; empty ones are
+ * skipped) shown as [redacted]: for what a client may have put a credential into by mistake, a
+ * request path. */
+void log_text_redacted(struct buf *b, const char *s, size_t n, size_t max_chars, const char *const *secrets,
+                       const size_t *lens, size_t nsecrets);
 
 #endif

@@ -205,7 +205,7 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"ingest\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_INGEST]));
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"query\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_QUERY]));
 		static const char *const access_names[METRICS_ACCESS] = {
-			"unauthorized", "host_not_allowed", "cross_origin", "timeout", "too_large", "bad_request",
+			"unauthorized", "host_not_allowed", "bad_host", "cross_origin", "timeout", "too_large", "bad_request",
 			"too_many_headers", "headers_too_large", "uri_too_long",
 		};
 		head(b, "liveevents_dashboard_refused_total", "counter",

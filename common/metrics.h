@@ -63,6 +63,7 @@ enum metrics_worker { METRICS_INGEST, METRICS_QUERY, METRICS_WORKERS };
 enum metrics_access {
 	METRICS_A_UNAUTHORIZED,
 	METRICS_A_HOST_NOT_ALLOWED,
+	METRICS_A_BAD_HOST,
 	METRICS_A_CROSS_ORIGIN,
 	/* and the limits every port applies */
 	METRICS_A_TIMEOUT,

@@ -465,8 +465,17 @@ request_cb(struct evhttp_request *req, void *arg)
 	 * because a platform pointed at a wrong path loses every event it sends. */
 	char peer[64], what[96];
 	http_peer(req, peer, sizeof(peer));
+	/* a sender may have put a credential in the path it was given */
+	const char *sec[HTTP_SECRET_MAX + 1];
+	size_t lens[HTTP_SECRET_MAX + 1], ns = 0;
+	for (int i = 0; i < g->secrets.n && i < HTTP_SECRET_MAX; i++, ns++) {
+		sec[ns] = g->secrets.v[i];
+		lens[ns] = g->secrets.len[i];
+	}
+	sec[ns] = g->dashboard_token;
+	lens[ns++] = strlen(g->dashboard_token);
 	struct buf p = BUF_INIT;
-	log_text(&p, path, strlen(path), 60);
+	log_text_redacted(&p, path, strlen(path), LOG_PATH_CHARS, sec, lens, ns);
 	snprintf(what, sizeof(what), "%s", buf_cstr(&p));
 	buf_free(&p);
 	log_limited(&g->refusal_limit, LOG_WARNING, "refused a request from %s: 404 %s (only POST /webhook is served here)",

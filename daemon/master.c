@@ -497,6 +497,12 @@ master_run(const struct config *cfg)
 		if (worker_secrets.world_readable)
 			log_msg(LOG_WARNING, "--webhook-secret-file %s is readable by every user: chmod 600 it",
 			        cfg->webhook_secret_file);
+		for (int i = 0; i < worker_secrets.n; i++)
+			if (worker_secrets.len[i] < HTTP_SECRET_ADVISED_LEN)
+				log_msg(LOG_WARNING,
+				        "secret %d of --webhook-secret-file %s has %zu characters: a secret that short can be "
+				        "guessed; use at least %d random ones (openssl rand -hex 24)",
+				        i + 1, cfg->webhook_secret_file, worker_secrets.len[i], HTTP_SECRET_ADVISED_LEN);
 		log_msg(LOG_INFO, "webhooks must carry one of the %d secret(s) in %s", worker_secrets.n,
 		        cfg->webhook_secret_file);
 	}

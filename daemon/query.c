@@ -398,7 +398,9 @@ access_refused(struct query *q, struct evhttp_request *req, enum metrics_access 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct buf p = BUF_INIT;
-	log_text(&p, path ? path : "?", path ? strlen(path) : 1, 60);
+	const char *tok = worker_access.token;
+	size_t toklen = worker_access.token_len;
+	log_text_redacted(&p, path ? path : "?", path ? strlen(path) : 1, LOG_PATH_CHARS, &tok, &toklen, 1);
 	log_limited(&q->access_limit, LOG_WARNING, "refused a dashboard request from %s for %s: %d %s", peer,
 	            buf_cstr(&p), code, what);
 	buf_free(&p);
@@ -458,14 +460,15 @@ access_ok_host(struct query *q, struct evhttp_request *req)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		http_send_error(req, 400, "bad_host", hosts ? "more than one Host header" : "an HTTP/1.1 request needs a Host",
 		                NULL);
-		access_refused(q, req, METRICS_A_HOST_NOT_ALLOWED, 400, "no Host, or more than one");
+		access_refused(q, req, METRICS_A_BAD_HOST, 400, "no Host, or more than one");
 		return false;
 	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *uri_host = uri ? evhttp_uri_get_host(uri) : NULL;
 	const char *host = uri_host && *uri_host ? uri_host : in_header(req, "Host");
-	if (!http_access_host_ok(&worker_access, host) ||
-	    (uri_host && *uri_host && !http_access_host_ok(&worker_access, in_header(req, "Host")))) {
+	if (http_access_host_ok(&worker_access, host) && uri_host && *uri_host)
+		host = in_header(req, "Host"); /* the request line's host is answered to: the Host must be too */
+	if (!http_access_host_ok(&worker_access, host)) {
 		char msg[HTTP_HOST_MAX + 160];
 		snprintf(msg, sizeof(msg),
 		         "this dashboard does not answer to the Host '%.64s': open it by its address, or start the daemon "

@@ -201,6 +201,10 @@ def scenario_refused(ctx):
         both = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"
                 b"Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
         c.refused("Content-Length with Transfer-Encoding", 400, "bad_request", lambda: H.raw_request(d.wport, both))
+        spaced = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length : 2\r\n"
+                  b"\r\n{}")
+        c.refused("Content-Length : 2 (a space before the colon)", 400, "bad_request",
+                  lambda: H.raw_request(d.wport, spaced))
         huge = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-Filler: " + b"h" * (20 << 10) +
                 b"\r\nConnection: close\r\n\r\n{}")
         c.refused("a 20 KB header block", 431, "headers_too_large", lambda: H.raw_request(d.wport, huge))
@@ -429,6 +433,7 @@ def scenario_secret(ctx):
         d.start()
         t.ok("1 secret(s)" in d.stderr_text(), "the start names how many secrets are accepted", d.stderr_tail)
         t.ok(old not in d.stderr_text(), "the secret itself is not logged")
+        t.ok("can be guessed" not in d.stderr_text(), "a 21-character secret is not warned about")
         c = Checker(d)
         ev = jbytes(status_event("auth-call", "queued"))
 
@@ -507,6 +512,25 @@ def scenario_secret(ctx):
     finally:
         finish_daemon(d, "secret daemon")
 
+    # A short secret starts, with a warning: nothing slows guessing it.
+    short = os.path.join(sdir, "short")
+    with open(short, "w") as f:
+        f.write("abc\n")
+    os.chmod(short, 0o600)
+    d3 = new_daemon("secret-short", args=["--webhook-secret-file", short])
+    try:
+        d3.start()
+        t.ok(re.search(r"WARN secret 1 of --webhook-secret-file \S+ has 3 characters: a secret that short can be "
+                       r"guessed", d3.stderr_text()) and "abc" not in d3.stderr_text().replace(short, ""),
+             "a 3-character secret: a warning at start, without the secret", d3.stderr_tail)
+        # a sender told a URL with the secret in its path: the 404 is logged without it
+        r = H.post_webhook(d3.wport, jbytes(status_event("path-call", "queued")), path="/webhook/abc/x",
+                           headers={"x-interactly-secret": "abc"})
+        t.eq(r.status, 404, "a path holding the secret: 404")
+        t.ok(d3.wait_for(lambda: "404 /webhook/[redacted]/x" in d3.stderr_text(), timeout=2),
+             "logged with the secret redacted", d3.stderr_tail)
+    finally:
+        finish_daemon(d3, "short secret daemon")
     # A file that cannot be used stops the start with one line and exit status 1.
     for desc, content, mode in [("a missing file", None, 0), ("a file with no secret", "# only a comment\n\n", 0o600)]:
         p = os.path.join(sdir, "bad-%d" % len(desc))

@@ -181,6 +181,17 @@ def scenario_token(ctx):
              "\n".join(l for l in lines if not shape.match(l)) or "no refusal lines")
         m = metric(d, 'liveevents_dashboard_refused_total{reason="unauthorized"}')
         t.ok(m is not None and m >= 1, "refusals are counted in /metrics", m)
+        # a token pasted into a path is refused, and logged without it
+        r = anon(d, "GET", "/api/calls/" + d.token)
+        t.eq(r.status, 401, "a path holding the token, without a credential: 401")
+        t.ok(d.wait_for(lambda: "for /api/calls/[redacted]: 401" in d.stderr_text(), timeout=2),
+             "logged with the token redacted", d.stderr_tail)
+        # bytes that are not UTF-8 in a path reach the log as U+FFFD (journald shows other lines as blobs)
+        r = H.raw_request(d.dport, b"GET /\xff\xfe/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % d.dport)
+        t.eq(r.status if r else None, 401, "a path of bytes that are not UTF-8: 401")
+        t.ok(d.wait_for(lambda: b"for /\xef\xbf\xbd\xef\xbf\xbd/x: 401" in d.stderr_bytes(), timeout=2),
+             "logged as U+FFFD", d.stderr_tail)
+        t.eq(d.stderr_text().count(d.token), 1, "and the token is still in the start line only")
     finally:
         finish(d, "token daemon, new token")
 
@@ -243,7 +254,9 @@ def scenario_no_auth(ctx):
 
 
 def scenario_host(ctx):
-    d = new_daemon("host", ["--allowed-host", "dash.example.lan", "--allowed-host", ".office.lan"])
+    # --log-refusals 0: every refusal is logged, and each is checked
+    d = new_daemon("host", ["--allowed-host", "dash.example.lan", "--allowed-host", ".office.lan",
+                            "--log-refusals", "0"])
     try:
         d.start()
         host = socket.gethostname()
@@ -282,6 +295,13 @@ def scenario_host(ctx):
                  "a request line naming this host, with another Host")):
             r = H.raw_request(d.dport, head)
             t.eq(r.status if r else None, want, "%s: %d" % (why, want), r)
+            if want == 421:
+                t.ok("evil.example" in ((r.json() or {}).get("error") or ""), "%s: the answer names the Host refused"
+                     % why, r)
+        t.eq(metric(d, 'liveevents_dashboard_refused_total{reason="bad_host"}'), 3.0,
+             "no Host or two: counted as bad_host")
+        t.ok(d.wait_for(lambda: d.stderr_text().count("400 no Host, or more than one") == 3, timeout=2),
+             "and logged", d.stderr_tail)
         r = H.raw_request(d.dport, b"GET http://127.0.0.1/api/calls HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bearer + b"\r\n")
         t.eq(r.status if r else None, 200, "a request line naming this host, with the same Host: 200")
         r = H.post_webhook(d.wport, event("hook"), headers={"Host": "abc.ngrok.example"})

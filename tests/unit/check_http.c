@@ -202,8 +202,33 @@ START_TEST(test_log_text)
 	ck_assert_str_eq(logged("a\xD8\x9C" "b", 80), "a\xEF\xBF\xBD" "b");       /* U+061C */
 	ck_assert_str_eq(logged("a\xE2\x80\x94" "b", 80), "a\xE2\x80\x94" "b");   /* an em dash stays */
 	ck_assert_str_eq(logged("caf\xC3\xA9 \xF0\x9F\x98\x80", 80), "caf\xC3\xA9 \xF0\x9F\x98\x80");
+	/* bytes that are not UTF-8 (a path is what the client sent): one U+FFFD per maximal subpart */
+	ck_assert_str_eq(logged("/\xFF\xFE/a", 80), "/\xEF\xBF\xBD\xEF\xBF\xBD/a");
+	ck_assert_str_eq(logged("\xE2\x82x", 80), "\xEF\xBF\xBDx");                 /* cut short */
+	ck_assert_str_eq(logged("\xC0\xAF", 80), "\xEF\xBF\xBD\xEF\xBF\xBD");      /* overlong */
+	ck_assert_str_eq(logged("\xED\xA0\x80", 80), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"); /* surrogate */
 	/* cut at a character boundary, marked */
 	ck_assert_str_eq(logged("\xC3\xA9\xC3\xA9\xC3\xA9", 2), "\xC3\xA9\xC3\xA9\xE2\x80\xA6");
+}
+END_TEST
+
+/* A path a client put a credential into is logged without it, each occurrence, before the cut. */
+START_TEST(test_log_text_redacted)
+{
+	static struct buf b;
+	const char *sec[] = { "tok-123", "", "s3cr3t" };
+	const size_t lens[] = { 7, 0, 6 };
+	const char *p = "/api/calls/tok-123/x/s3cr3ts3cr3t/tok-12";
+	log_text_redacted(&b, p, strlen(p), 80, sec, lens, 3);
+	ck_assert_str_eq(buf_cstr(&b), "/api/calls/[redacted]/x/[redacted][redacted]/tok-12");
+	buf_reset(&b);
+	p = "/aaaaaaaaaa/tok-123";
+	log_text_redacted(&b, p, strlen(p), 14, sec, lens, 3);
+	ck_assert_str_eq(buf_cstr(&b), "/aaaaaaaaaa/[r\xE2\x80\xA6");
+	buf_reset(&b);
+	log_text_redacted(&b, "\n/tok-123", 9, 80, sec, lens, 0);
+	ck_assert_str_eq(buf_cstr(&b), "\xE2\x8F\x8E/tok-123");
+	buf_free(&b);
 }
 END_TEST
 
@@ -273,6 +298,7 @@ http_suite(void)
 	tcase_add_test(tc, test_secrets_file);
 	tcase_add_test(tc, test_rate);
 	tcase_add_test(tc, test_log_text);
+	tcase_add_test(tc, test_log_text_redacted);
 	suite_add_tcase(s, tc);
 	return s;
 }
