@@ -340,11 +340,13 @@ url_credentials(struct ctx *x, int tok)
 		return;
 	const char *s = x->eb->tmp.data, *end = s + x->eb->tmp.len;
 	for (const char *p = s; (p = memmem(p, (size_t)(end - p), "://", 3)) != NULL;) {
-		const char *u = p + 3, *a = u;
-		while (a < end && !strchr("/?#@ \t\r\n\"<>", *a))
-			a++;
+		/* the userinfo ends at the authority's last '@': a password may hold one unencoded */
+		const char *u = p + 3, *a = NULL;
+		for (const char *q = u; q < end && !strchr("/?# \t\r\n\"<>", *q); q++)
+			if (*q == '@')
+				a = q;
 		p = u;
-		if (a >= end || *a != '@')
+		if (!a)
 			continue;
 		const char *colon = memchr(u, ':', (size_t)(a - u));
 		const char *pw = colon ? colon + 1 : u; /* no colon: the whole userinfo is a token */

@@ -303,15 +303,18 @@ START_TEST(test_url_credentials)
 	const char *b = "{\"message\":{\"type\":\"conversation-update\",\"call\":{\"id\":\"U\",\"metadata\":{"
 	                "\"hook\":\"https://alice:s3cretPassw0rd@example.com/hook?x=1\","
 	                "\"repo\":\"https:\\/\\/ghp_abcdefghijkl@github.com\\/x\","
-	                "\"list\":[\"amqp://svc:hunter2@mq:5672\"],\"mail\":\"write to a@b.example\"}},"
+	                "\"list\":[\"amqp://svc:hunter2@mq:5672\"],\"mail\":\"write to a@b.example\","
+	                "\"at\":\"https://u:AT@IN-SECRET-5@host/x?m=a@b\"}},"
 	                "\"messages\":[{\"messageId\":\"m1\",\"role\":\"user\",\"text\":\"use postgres://bob:pw@db:5432 and "
 	                "s3cretPassw0rd\"}]}}";
 	h_post_sec(&h, b, strlen(b), &sec);
-	static const char *const gone[] = { "s3cretPassw0rd", "ghp_abcdefghijkl", "hunter2", "bob:pw" };
+	static const char *const gone[] = { "s3cretPassw0rd", "ghp_abcdefghijkl", "hunter2", "bob:pw", "IN-SECRET-5" };
 	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
 		assert_no_string_holds(h.body.data, h.body.len, gone[i]);
 	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "https://alice:[redacted]@example.com/hook?x=1", 45));
 	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "write to a@b.example", 20));
+	/* a password holding an unencoded '@' goes whole; an '@' in the query is not the userinfo's */
+	ck_assert_ptr_nonnull(memmem(h.body.data, h.body.len, "https://u:[redacted]@host/x?m=a@b", 33));
 	struct view_call *c = view_find(&h.v, "U", 1);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_str_eq(c->msg[0].text, "use postgres[redacted]db:5432 and [redacted]");
