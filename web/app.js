@@ -324,8 +324,17 @@ if (new URLSearchParams(location.search).has('token')) {
     return '$' + v.toFixed(digits);
   }
 
+  /* Call ids and callers are names a sender picks: a bidirectional control in one (U+202E) would
+     make it read as something else ("XSS-exe.txt"), as in the logs, so each shows as U+FFFD.
+     Message text keeps them: right-to-left languages need them. */
+  const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+  function plainName(s) {
+    return String(s).replace(BIDI_CONTROLS, '\uFFFD');
+  }
+
   function shortId(id) {
-    return id.length > 20 ? id.slice(0, 10) + '…' + id.slice(-6) : id;
+    const p = plainName(id);
+    return p.length > 20 ? p.slice(0, 10) + '…' + p.slice(-6) : p;
   }
 
   function plural(n, one, many) {
@@ -467,7 +476,7 @@ if (new URLSearchParams(location.search).has('token')) {
   const selectOptions = new Map();  // id -> option
 
   function callerOf(c) {
-    return typeof c.customer === 'string' && c.customer !== '' ? c.customer : 'Unknown caller';
+    return typeof c.customer === 'string' && c.customer !== '' ? plainName(c.customer) : 'Unknown caller';
   }
 
   function summarySig(c) {
@@ -479,7 +488,7 @@ if (new URLSearchParams(location.search).has('token')) {
     li.dataset.id = id;
     const btn = el('button', 'call-btn');
     btn.type = 'button';
-    btn.title = id;
+    btn.title = plainName(id);
     const top = el('span', 'call-top');
     const caller = el('span', 'call-caller');
     caller.dir = 'auto';
@@ -601,11 +610,11 @@ if (new URLSearchParams(location.search).has('token')) {
 
   function renderHead(d) {
     $('callHead').hidden = false;
-    const caller = typeof d.customer === 'string' && d.customer ? d.customer : 'Unknown caller';
+    const caller = callerOf(d);
     $('callCaller').textContent = caller;
     $('callCaller').title = caller;
-    $('callId').textContent = d.id;
-    $('callId').title = d.id;
+    $('callId').textContent = plainName(d.id);
+    $('callId').title = plainName(d.id);
     const badge = $('callState');
     const statuses = Array.isArray(d.statuses) ? d.statuses : [];
     if (d.ended) {

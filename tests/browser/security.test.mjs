@@ -40,6 +40,7 @@ const fixture = async (name) => JSON.parse(await readFile(join(fixtures, name), 
 /* Both kinds of markup a careless page would run, tagged so a failure says which field ran. */
 const evil = (tag) => `<img src=x onerror="window.__pwned='${tag}'"><script>window.__pwned='${tag}'</script>`;
 
+const BIDI_ID = 'WC-bidi-\u202Etxt.exe'; // reads "WC-bidi-exe.txt" on screen unless neutralised
 const SEED = { id: 'WC-security-seed-0001', caller: 'web-Seed Caller', text: 'Seed message: nothing for strangers' };
 
 const X = {
@@ -555,6 +556,30 @@ async function main() {
       assert(fail.length === 0, `raw events view:\n  ${fail.join('\n  ')}`);
     });
 
+    await tap.check('a bidi control in a call id or caller shows as U+FFFD: the name cannot be made to read as another', async () => {
+      const B = { id: BIDI_ID, caller: '+1555\u202E0100' };
+      assertEqual(await daemon.post(await interactly('56-callF-conversation-unicode-html.json', B.id, B.caller, T0 + 7000,
+        (m) => { m.messages = [{ messageId: 'b-1', role: 'user', text: 'right to left: \u202Bשלום\u202C', timestamp: T0 + 7000 }]; })),
+      200, 'the webhook');
+      const page = victim.page;
+      await page.goto(`${DASH}/#call=${encodeURIComponent(B.id)}`);
+      const v = await until('the bidi call shown', () => page.evaluate((id) => {
+        const li = [...document.querySelectorAll('#callList .call-item')].find((x) => x.dataset.id === id);
+        const bubble = document.querySelector('#chat .bubble .text');
+        return li && {
+          short: li.querySelector('.call-short').textContent, title: li.querySelector('.call-btn').title,
+          caller: li.querySelector('.call-caller').textContent, headId: document.getElementById('callId').textContent,
+          headCaller: document.getElementById('callCaller').textContent,
+          option: [...document.querySelectorAll('#callSelect option')].map((o) => o.textContent).find((t) => t.includes('txt')),
+          text: bubble ? bubble.textContent : null,
+        };
+      }, B.id), (x) => x && x.headId && x.text);
+      const shown = [v.short, v.title, v.caller, v.headId, v.headCaller, v.option];
+      assert(shown.every((t) => t && !t.includes('\u202E') && t.includes('\uFFFD')), `names shown: ${JSON.stringify(shown)}`);
+      assertEqual([v.headId, v.headCaller], ['WC-bidi-\uFFFDtxt.exe', '+1555\uFFFD0100'], 'the header');
+      assertEqual(v.text, 'right to left: \u202Bשלום\u202C', 'message text keeps its bidi marks (right-to-left languages need them)');
+    });
+
     // Another origin: a page on another port of the same host, in the browser that holds the cookie.
     const OPORT = await freePort();
     const OTHER = `http://127.0.0.1:${OPORT}`;
@@ -679,7 +704,7 @@ async function main() {
     });
 
     await tap.check('after all of it every call is still there, no dialog opened and no page error', async () => {
-      assertEqual(await apiIds(), [SEED.id, X.id].sort(), 'calls');
+      assertEqual(await apiIds(), [SEED.id, X.id, BIDI_ID].sort(), 'calls');
       assertEqual(seen.dialogs, [], 'dialogs');
       assertEqual(seen.errors, [], 'page errors');
     });
