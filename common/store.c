@@ -190,12 +190,14 @@ protect_live(struct store *s, size_t len, uint64_t now_ns)
 			if (s->snap.len > facts->max_record)
 				log_limited(&drop_limit, LOG_WARNING,
 				            "live call %.12s… has outgrown the arena: its state (%zu bytes) is larger than the "
-				            "largest record (%" PRIu64 " bytes); it leaves (a larger --arena-size keeps it)",
+				            "largest record (%" PRIu64 " bytes); it is no longer kept and leaves when its records are "
+				            "overwritten (a larger --arena-size keeps it)",
 				            c->id, s->snap.len, facts->max_record);
 			else
 				log_limited(&drop_limit, LOG_WARNING,
 				            "the live calls no longer fit half the facts ring, where they are kept: %.12s… "
-				            "(%zu bytes of state) leaves (a larger --arena-size keeps it)",
+				            "(%zu bytes of state) is no longer kept and leaves when its records are overwritten "
+				            "(a larger --arena-size keeps it)",
 				            c->id, s->snap.len);
 			c->mark = MARK_DROPPED;
 			continue;
