@@ -299,8 +299,12 @@ webhook(struct ingest *g, struct evhttp_request *req)
 		                NULL);
 		return;
 	}
-	const char *enc_name = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Encoding");
-	enum http_encoding enc = http_encoding_parse(enc_name);
+	const char *enc_name = NULL;
+	int encodings = 0; /* two Content-Encoding lines are a list, as "gzip, gzip" is */
+	for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first; h; h = h->next.tqe_next)
+		if (evutil_ascii_strcasecmp(h->key, "Content-Encoding") == 0 && encodings++ == 0)
+			enc_name = h->value;
+	enum http_encoding enc = encodings > 1 ? HTTP_ENC_UNKNOWN : http_encoding_parse(enc_name);
 	if (enc == HTTP_ENC_UNKNOWN) {
 		reject(g, req, 415, "unsupported_encoding", "unsupported Content-Encoding: send identity, gzip or deflate",
 		       NULL);

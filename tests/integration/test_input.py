@@ -177,6 +177,11 @@ def scenario_refused(ctx):
         c.refused("Content-Encoding: br", 415, "unsupported_encoding", post(d, ev, {"Content-Encoding": "br"}))
         c.refused("Content-Encoding: gzip, br", 415, "unsupported_encoding",
                   post(d, gzip.compress(ev), {"Content-Encoding": "gzip, br"}))
+        twice = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                 b"Content-Encoding: gzip\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                 % len(gzip.compress(gzip.compress(ev)))) + gzip.compress(gzip.compress(ev))
+        c.refused("two Content-Encoding: gzip lines (a list)", 415, "unsupported_encoding",
+                  lambda: H.raw_request(d.wport, twice))
         bomb = gzip.compress(b'{"a":"' + b"0" * (8 << 20) + b'"}')
         t.ok(len(bomb) < 20000, "(a %d-byte gzip body that inflates to 8 MiB)" % len(bomb))
         c.refused("gzip inflating to 8 MiB (limit 4 MiB)", 413, "too_large_inflated",
