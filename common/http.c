@@ -505,7 +505,7 @@ head_value(const char *p, size_t n, const char *name, size_t *vlen)
 }
 
 static void
-answer_early(struct bufferevent *bev, uint64_t announced)
+answer_early(struct bufferevent *bev, uint64_t announced, bool chunked)
 {
 	int fd = bufferevent_getfd(bev);
 	/* An earlier answer still queued would be overtaken: leave this one to libevent. */
@@ -531,9 +531,18 @@ answer_early(struct bufferevent *bev, uint64_t announced)
 	socklen_t sslen = sizeof(ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
-	log_limited(&refusals.limit, LOG_WARNING,
-	            "refused a %s from %s: 413 body of %llu bytes announced, the limit is %zu (answered before it was sent)",
-	            refusals.what, peer, (unsigned long long)announced, refusals.max_body);
+	if (chunked)
+		log_limited(&refusals.limit, LOG_WARNING,
+		            "refused a %s from %s: 413 chunked body announcing %s%llu bytes so far, the limit is %zu (answered before "
+		            "the rest was sent)",
+		            refusals.what, peer, announced == UINT64_MAX ? "at least " : "", (unsigned long long)announced,
+		            refusals.max_body);
+	else
+		log_limited(&refusals.limit, LOG_WARNING,
+		            "refused a %s from %s: 413 body of %s%llu bytes announced, the limit is %zu (answered before it was "
+		            "sent)",
+		            refusals.what, peer, announced == UINT64_MAX ? "at least " : "", (unsigned long long)announced,
+		            refusals.max_body);
 	if (refusals.cb)
 		refusals.cb(413, refusal_code(413), refusals.arg);
 }
@@ -615,7 +624,7 @@ chunk_feed(struct chunk_track *t, struct bufferevent *bev, const char *p, size_t
 		t->data = size > UINT64_MAX - t->data ? UINT64_MAX : t->data + size;
 		if (t->data > refusals.max_body) {
 			t->phase = CHUNK_DONE;
-			answer_early(bev, t->data);
+			answer_early(bev, t->data, true);
 			break;
 		}
 		t->phase = CHUNK_DATA;
@@ -920,7 +929,7 @@ input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 		announced = announced > (UINT64_MAX - d) / 10 ? UINT64_MAX : announced * 10 + d;
 	}
 	if (announced > refusals.max_body)
-		answer_early(arg, announced);
+		answer_early(arg, announced, false);
 }
 
 static struct bufferevent *

@@ -31,6 +31,7 @@ static const char *const reason_names[METRICS_REASONS] = {
 	[METRICS_R_TOO_MANY_HEADERS] = "too_many_headers",
 	[METRICS_R_HEADERS_TOO_LARGE] = "headers_too_large",
 	[METRICS_R_URI_TOO_LONG] = "uri_too_long",
+	[METRICS_R_METHOD_NOT_IMPLEMENTED] = "method_not_implemented",
 	[METRICS_R_BROWSER_REQUEST] = "browser_request",
 	[METRICS_R_NO_MEMORY] = "no_memory",
 	[METRICS_R_OTHER] = "other",

@@ -195,6 +195,8 @@ def scenario_refused(ctx):
                   post(d, gzip.compress(b"{nope}"), {"Content-Encoding": "gzip"}))
         # Method, path, framing.
         c.refused("GET /webhook", 405, "method_not_allowed", lambda: H.get(d.wport, "/webhook"))
+        c.refused("FOO /webhook", 501, "method_not_implemented",
+                  lambda: H.raw_request(d.wport, b"FOO /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"))
         c.refused("POST /hook", 404, "not_found", lambda: H.post_webhook(d.wport, ev, path="/hook"))
         amb = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
                b"Connection: close\r\n\r\n{}")
