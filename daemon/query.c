@@ -371,16 +371,23 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 
 /* What a browser without the token gets instead of the dashboard: no data, and where to find the URL.
  * No inline script or style: the same CSP as the dashboard. */
-static const char signin_page[] =
-	"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-	"<title>liveevents: open the dashboard URL</title>\n<link rel=\"icon\" href=\"/favicon.svg\">\n"
-	"<link rel=\"stylesheet\" href=\"/app.css\">\n</head>\n<body>\n"
+#define SIGNIN_PAGE_HEAD                                                                                 \
+	"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"                               \
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"                           \
+	"<title>liveevents: open the dashboard URL</title>\n<link rel=\"icon\" href=\"/favicon.svg\">\n"         \
+	"<link rel=\"stylesheet\" href=\"/app.css\">\n</head>\n<body>\n"                                         \
 	"<main id=\"auth-needed\" class=\"auth-needed\">\n<h1>liveevents</h1>\n"
-	"<p>Open the dashboard URL with its token, as the daemon logged it when it started:</p>\n"
-	"<pre>journalctl -u liveevents | grep token</pre>\n"
-	"<p>or look in the terminal that runs <code>scripts/run</code>. Once you have opened it, this browser "
-	"stays signed in for 30 days.</p>\n</main>\n</body>\n</html>\n";
+#define SIGNIN_PAGE_BODY                                                                                 \
+	"<p>Open the dashboard URL with its token, as the daemon logged it when it started:</p>\n"              \
+	"<pre>journalctl -u liveevents | grep token</pre>\n"                                                    \
+	"<p>or look in the terminal that runs <code>scripts/run</code>. Once you have opened it, this browser "   \
+	"stays signed in for 30 days.</p>\n</main>\n</body>\n</html>\n"
+static const char signin_page[] = SIGNIN_PAGE_HEAD SIGNIN_PAGE_BODY;
+/* After a URL with a wrong token (redirected here, so that it leaves the address bar and history). */
+#define SIGNIN_WRONG_QUERY "signin=wrong-token"
+static const char signin_wrong_page[] =
+	SIGNIN_PAGE_HEAD "<p class=\"auth-wrong\">The token in the URL you opened is not this dashboard's: it may be "
+	"mistyped, or from before the token file was deleted and a new token made.</p>\n" SIGNIN_PAGE_BODY;
 
 static const char *
 in_header(struct evhttp_request *req, const char *name)
@@ -497,9 +504,19 @@ access_ok(struct query *q, struct evhttp_request *req, bool page, enum http_cred
 	if (cred == HTTP_CRED_NONE || cred == HTTP_CRED_BAD) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 		add_page_headers(req);
-		if (page) {
+		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+		const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+		if (page && qt && cred == HTTP_CRED_BAD) {
+			/* not a page whose address bar, history and bookmarks keep a wrong (perhaps nearly
+			 * right) token */
 			evhttp_add_header(h, "Cache-Control", "no-store");
-			http_send(req, 401, "text/html; charset=utf-8", signin_page, sizeof(signin_page) - 1);
+			evhttp_add_header(h, "Location", "./?" SIGNIN_WRONG_QUERY);
+			http_send(req, 303, "text/plain; charset=utf-8", "", 0);
+		} else if (page) {
+			bool wrong = query && strcmp(query, SIGNIN_WRONG_QUERY) == 0;
+			evhttp_add_header(h, "Cache-Control", "no-store");
+			http_send(req, 401, "text/html; charset=utf-8", wrong ? signin_wrong_page : signin_page,
+			          wrong ? sizeof(signin_wrong_page) - 1 : sizeof(signin_page) - 1);
 		} else {
 			evhttp_add_header(h, "WWW-Authenticate",
 			                  cred == HTTP_CRED_BAD ? "Bearer realm=\"liveevents\", error=\"invalid_token\""

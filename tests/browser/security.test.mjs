@@ -302,6 +302,12 @@ async function main() {
         assertEqual(res.status(), 401, `GET /?token=${w}`);
         const s = await shows(page);
         assert(s.authNeeded && !s.app, `the page for token ${JSON.stringify(w)} is not the sign-in notice`);
+        if (w) {
+          // sent on to a page without it: the wrong token leaves the address bar and the history
+          assertEqual(new URL(page.url()).search, '?signin=wrong-token', `the address after token ${JSON.stringify(w)}`);
+          assert(await page.evaluate(() => /is not this dashboard's/.test(document.body.innerText)),
+            'the notice says the token was wrong');
+        }
         noData(s);
       }
       assertEqual(await context.cookies(), [], 'cookies after wrong tokens');

@@ -117,8 +117,12 @@ def scenario_token(ctx):
                                                   "Cookie": "liveevents_%d=%s" % (d.dport, tok)})
         t.eq(r.status, 401, "a wrong bearer is refused even beside a right cookie")
         r = anon(d, "GET", "/?token=" + wrong)
-        t.eq(r.status, 401, "the page with a wrong token URL answers 401")
+        t.eq((r.status, r.header("location")), (303, "./?signin=wrong-token"),
+             "the page with a wrong token URL sends the browser on, so the token leaves its address bar and history")
         t.ok(not r.header("set-cookie"), "and sets no cookie")
+        r = anon(d, "GET", "/?signin=wrong-token")
+        t.ok(r.status == 401 and b"is not this dashboard's" in r.body and wrong.encode() not in r.body,
+             "where the sign-in notice says the token was wrong (401)", r)
         r = anon(d, "GET", "/api/calls", headers={"Cookie": "liveevents_1=%s" % tok})
         t.eq(r.status, 401, "another daemon's cookie name does not count")
 
