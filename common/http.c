@@ -633,23 +633,47 @@ chunk_feed(struct chunk_track *t, struct bufferevent *bev, const char *p, size_t
 	}
 }
 
-/* Feeds the bytes from offset off to the end of in to the connection's chunk tracker. */
+/* Hands the bytes of in from offset off to its end to feed, a piece at a time, for as long as it
+ * returns true (the buffer is not drained: libevent reads it next). */
 static void
-chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffer *in, size_t off)
+feed_from(struct evbuffer *in, size_t off, bool (*feed)(void *arg, const char *p, size_t n), void *arg)
 {
 	char tmp[4096];
 	struct evbuffer_ptr ptr;
 	size_t len = evbuffer_get_length(in);
-	while (off < len && t->phase != CHUNK_DONE) {
+	while (off < len) {
 		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) < 0)
 			return;
 		size_t want = len - off < sizeof(tmp) ? len - off : sizeof(tmp);
 		ev_ssize_t got = evbuffer_copyout_from(in, &ptr, tmp, want);
 		if (got <= 0)
 			return;
-		chunk_feed(t, bev, tmp, (size_t)got);
 		off += (size_t)got;
+		if (!feed(arg, tmp, (size_t)got))
+			return;
 	}
+}
+
+struct chunk_feeding {
+	struct chunk_track *t;
+	struct bufferevent *bev;
+};
+
+static bool
+chunk_feed_piece(void *arg, const char *p, size_t n)
+{
+	struct chunk_feeding *f = arg;
+	chunk_feed(f->t, f->bev, p, n);
+	return f->t->phase != CHUNK_DONE;
+}
+
+/* Feeds the bytes from offset off to the end of in to the connection's chunk tracker. */
+static void
+chunk_feed_buffer(struct chunk_track *t, struct bufferevent *bev, struct evbuffer *in, size_t off)
+{
+	struct chunk_feeding f = { t, bev };
+	if (t->phase != CHUNK_DONE)
+		feed_from(in, off, chunk_feed_piece, &f);
 }
 
 /* --- a deadline for the whole request ---------------------------------------------------------- */
@@ -720,13 +744,21 @@ deadline_start(int fd, uint64_t now)
 	p->at_start = 0;
 }
 
+/* Whether the head of the request on fd is still coming, and still worth counting. */
+static bool
+head_following(int fd)
+{
+	const struct pending_req *p = &deadlines.fd[fd];
+	return p->phase != HEAD_DONE && p->head_len <= refusals.max_headers;
+}
+
 /* Follows the head of the request on fd through b[0..n), the bytes that just arrived: an empty
  * line ends it (LF or CRLF, as libevent reads lines). */
 static void
 head_feed(int fd, const char *b, size_t n)
 {
 	struct pending_req *p = &deadlines.fd[fd];
-	for (size_t i = 0; i < n && p->phase != HEAD_DONE && p->head_len <= refusals.max_headers; i++) {
+	for (size_t i = 0; i < n && head_following(fd); i++) {
 		char c = b[i];
 		p->head_len++;
 		if (p->phase == HEAD_LINE) {
@@ -745,25 +777,22 @@ head_feed(int fd, const char *b, size_t n)
 	}
 }
 
+static bool
+head_feed_piece(void *arg, const char *p, size_t n)
+{
+	int fd = *(const int *)arg;
+	head_feed(fd, p, n);
+	return head_following(fd);
+}
+
 /* Feeds the bytes just added to in, if the request on fd is still in its head. */
 static void
 head_feed_buffer(int fd, struct evbuffer *in, size_t added)
 {
-	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.fd[fd].ino)
+	if (fd < 0 || (size_t)fd >= deadlines.cap || !deadlines.fd[fd].ino || !head_following(fd))
 		return;
-	char tmp[4096];
-	struct evbuffer_ptr ptr;
-	size_t len = evbuffer_get_length(in), off = added <= len ? len - added : 0;
-	while (off < len && deadlines.fd[fd].phase != HEAD_DONE && deadlines.fd[fd].head_len <= refusals.max_headers) {
-		if (evbuffer_ptr_set(in, &ptr, off, EVBUFFER_PTR_SET) < 0)
-			return;
-		size_t want = len - off < sizeof(tmp) ? len - off : sizeof(tmp);
-		ev_ssize_t got = evbuffer_copyout_from(in, &ptr, tmp, want);
-		if (got <= 0)
-			return;
-		head_feed(fd, tmp, (size_t)got);
-		off += (size_t)got;
-	}
+	size_t len = evbuffer_get_length(in);
+	feed_from(in, added <= len ? len - added : 0, head_feed_piece, &fd);
 }
 
 /* What libevent's 400 for the request on fd means: 414 or 431 when its head went past the limit,

@@ -451,6 +451,18 @@ async function main() {
         'caller, ended_by and ended_reason in the API');
     });
 
+    /* What an injection would leave: markup elements, on* attributes, a script besides app.js.
+       Injected handlers would also be stopped by the CSP, so the last checks alone prove little; a
+       violation would show an injection the others missed. */
+    const nothingRan = (v, eq) => {
+      eq('elements the dashboard never makes', v.foreign, []);
+      eq('on* attributes', v.onAttributes, []);
+      eq('scripts', v.scripts, ['app.js']);
+      eq('window.__pwned', v.pwned, null);
+      eq('CSP violations', v.csp, []);
+      eq('dialogs', seen.dialogs, []);
+    };
+
     /* Markup shown as text in every place the dashboard puts a payload string. */
     const checkHostile = async (page, how) => {
       const v = await until(`the hostile call shown whole (${how})`, () => hostileView(page, X.id),
@@ -484,15 +496,7 @@ async function main() {
         X.endReason, X.endedBy]) has('report facts', v.facts, s);
       has('report fact tooltips', v.factTitles, `endedBy: ${X.endedBy}`);
       if (/[<>]/.test(v.docTitle)) fail.push(`document title: ${v.docTitle}`);
-      // What an injection would leave: markup elements, on* attributes, a script besides app.js.
-      eq('elements the dashboard never makes', v.foreign, []);
-      eq('on* attributes', v.onAttributes, []);
-      eq('scripts', v.scripts, ['app.js']);
-      // Injected handlers would also be stopped by the CSP, so these two alone prove little; a
-      // violation would show an injection the checks above missed.
-      eq('window.__pwned', v.pwned, null);
-      eq('CSP violations', v.csp, []);
-      eq('dialogs', seen.dialogs, []);
+      nothingRan(v, eq);
       assert(fail.length === 0, `${how}:\n  ${fail.join('\n  ')}`);
     };
 
@@ -552,13 +556,7 @@ async function main() {
       }
       eq('elements in the raw view', r.tags, ['button', 'details', 'div', 'h2', 'p', 'pre', 'span', 'summary', 'time']);
       // The whole page, as for the views above: nothing injected, nothing ran.
-      const v = await hostileView(page, X.id);
-      eq('elements the dashboard never makes', v.foreign, []);
-      eq('on* attributes', v.onAttributes, []);
-      eq('scripts', v.scripts, ['app.js']);
-      eq('window.__pwned', v.pwned, null);
-      eq('CSP violations', v.csp, []);
-      eq('dialogs', seen.dialogs, []);
+      nothingRan(await hostileView(page, X.id), eq);
       assert(fail.length === 0, `raw events view:\n  ${fail.join('\n  ')}`);
     });
 
