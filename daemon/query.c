@@ -504,15 +504,16 @@ access_ok(struct query *q, struct evhttp_request *req, bool page, enum http_cred
 	if (cred == HTTP_CRED_NONE || cred == HTTP_CRED_BAD) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 		add_page_headers(req);
-		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-		const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
-		if (page && qt && cred == HTTP_CRED_BAD) {
+		bool sent_on = page && qt && cred == HTTP_CRED_BAD;
+		if (sent_on) {
 			/* not a page whose address bar, history and bookmarks keep a wrong (perhaps nearly
 			 * right) token */
 			evhttp_add_header(h, "Cache-Control", "no-store");
 			evhttp_add_header(h, "Location", "./?" SIGNIN_WRONG_QUERY);
 			http_send(req, 303, "text/plain; charset=utf-8", "", 0);
 		} else if (page) {
+			const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+			const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 			bool wrong = query && strcmp(query, SIGNIN_WRONG_QUERY) == 0;
 			evhttp_add_header(h, "Cache-Control", "no-store");
 			http_send(req, 401, "text/html; charset=utf-8", wrong ? signin_wrong_page : signin_page,
@@ -528,7 +529,8 @@ access_ok(struct query *q, struct evhttp_request *req, bool page, enum http_cred
 			                          "or send Authorization: Bearer TOKEN",
 			                NULL);
 		}
-		access_refused(q, req, METRICS_A_UNAUTHORIZED, 401, cred == HTTP_CRED_BAD ? "wrong token" : "no token");
+		access_refused(q, req, METRICS_A_UNAUTHORIZED, sent_on ? 303 : 401,
+		               cred == HTTP_CRED_BAD ? "wrong token" : "no token");
 		return false;
 	}
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);

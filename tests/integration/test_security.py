@@ -67,7 +67,7 @@ def anon(d, method, path, headers=None, **kw):
 
 
 def scenario_token(ctx):
-    d = new_daemon("token")
+    d = new_daemon("token", ["--log-refusals", "0"])  # every refusal logged: their lines are checked
     try:
         d.start()
         tok = d.token
@@ -120,6 +120,8 @@ def scenario_token(ctx):
         t.eq((r.status, r.header("location")), (303, "./?signin=wrong-token"),
              "the page with a wrong token URL sends the browser on, so the token leaves its address bar and history")
         t.ok(not r.header("set-cookie"), "and sets no cookie")
+        t.ok(d.wait_for(lambda: "for /: 303 wrong token" in d.stderr_text(), timeout=2),
+             "and logs the refusal as it answered it (303)", d.stderr_tail)
         r = anon(d, "GET", "/?signin=wrong-token")
         t.ok(r.status == 401 and b"is not this dashboard's" in r.body and wrong.encode() not in r.body,
              "where the sign-in notice says the token was wrong (401)", r)
@@ -178,7 +180,7 @@ def scenario_token(ctx):
         t.ok(tok not in log.split("dashboard: open")[0] or log.count(tok) <= 1, "the old token too")
         lines = [l for l in log.splitlines() if "refused a dashboard request" in l]
         shape = re.compile(r".*refused a dashboard request from 127\.0\.0\.1:\d+ for /[\w/.-]*: "
-                           r"(401 (no token|wrong token)|403 state-changing request from another origin|"
+                           r"(401 (no token|wrong token)|303 wrong token|403 state-changing request from another origin|"
                            r"421 Host not answered to \(DNS rebinding\?\))$")
         t.ok(lines and all(shape.match(l) for l in lines),
              "each refusal's log line names the peer, the path alone and the reason: nothing else",
