@@ -46,6 +46,12 @@ event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
 	event_describe_text(b, f, time_ns, LOG_TEXT_CHARS);
 }
 
+size_t
+event_log_text_chars(enum log_text_mode m)
+{
+	return m == LOG_TEXT_NONE ? EVENT_LOG_TEXT_HIDDEN : m == LOG_TEXT_FULL ? EVENT_LOG_TEXT_ALL : LOG_TEXT_CHARS;
+}
+
 void
 event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns, size_t text_chars)
 {

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "event_record.h"
+#include "options.h"
 
 #define EVENT_LOG_SHORT_ID 12 /* characters of the call id shown, as the tutorial printed */
 #define EVENT_LOG_STATUS_MAX 40
@@ -25,5 +26,7 @@ void event_describe(struct buf *b, const struct event_fact *f, uint64_t time_ns)
  * also hides the other free text a sender writes: an error's type and code, the report's evaluation
  * (call ids and statuses stay: the line would say nothing without them). */
 void event_describe_text(struct buf *b, const struct event_fact *f, uint64_t time_ns, size_t text_chars);
+/* The text_chars of a --log-text mode. */
+size_t event_log_text_chars(enum log_text_mode m);
 
 #endif

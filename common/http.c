@@ -532,18 +532,11 @@ answer_early(struct bufferevent *bev, uint64_t announced, bool chunked)
 	socklen_t sslen = sizeof(ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		http_addr_text((struct sockaddr *)&ss, peer, sizeof(peer));
-	if (chunked)
-		log_limited(&refusals.limit, LOG_WARNING,
-		            "refused a %s from %s: 413 chunked body announcing %s%llu bytes so far, the limit is %zu (answered before "
-		            "the rest was sent)",
-		            refusals.what, peer, announced == UINT64_MAX ? "at least " : "", (unsigned long long)announced,
-		            refusals.max_body);
-	else
-		log_limited(&refusals.limit, LOG_WARNING,
-		            "refused a %s from %s: 413 body of %s%llu bytes announced, the limit is %zu (answered before it was "
-		            "sent)",
-		            refusals.what, peer, announced == UINT64_MAX ? "at least " : "", (unsigned long long)announced,
-		            refusals.max_body);
+	log_limited(&refusals.limit, LOG_WARNING,
+	            "refused a %s from %s: 413 %s %s%llu bytes%s, the limit is %zu (answered before %s was sent)",
+	            refusals.what, peer, chunked ? "chunked body announcing" : "body of",
+	            announced == UINT64_MAX ? "at least " : "", (unsigned long long)announced,
+	            chunked ? " so far" : " announced", refusals.max_body, chunked ? "the rest" : "it");
 	if (refusals.cb)
 		refusals.cb(413, refusal_code(413), refusals.arg);
 }

@@ -206,8 +206,16 @@ metrics_render(struct buf *b, const struct metrics_shared *m, const struct arena
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"ingest\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_INGEST]));
 		buf_printf(b, "liveevents_worker_restarts_total{worker=\"query\"} %" PRIu64 "\n", ld(&m->restarts[METRICS_QUERY]));
 		static const char *const access_names[METRICS_ACCESS] = {
-			"unauthorized", "host_not_allowed", "bad_host", "cross_origin", "timeout", "too_large", "bad_request",
-			"too_many_headers", "headers_too_large", "uri_too_long",
+			[METRICS_A_UNAUTHORIZED] = "unauthorized",
+			[METRICS_A_HOST_NOT_ALLOWED] = "host_not_allowed",
+			[METRICS_A_BAD_HOST] = "bad_host",
+			[METRICS_A_CROSS_ORIGIN] = "cross_origin",
+			[METRICS_A_TIMEOUT] = "timeout",
+			[METRICS_A_TOO_LARGE] = "too_large",
+			[METRICS_A_BAD_REQUEST] = "bad_request",
+			[METRICS_A_TOO_MANY_HEADERS] = "too_many_headers",
+			[METRICS_A_HEADERS_TOO_LARGE] = "headers_too_large",
+			[METRICS_A_URI_TOO_LONG] = "uri_too_long",
 		};
 		head(b, "liveevents_dashboard_refused_total", "counter",
 		     "Dashboard port requests refused: no or wrong token, a Host not answered to, a state-changing "

@@ -436,13 +436,7 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 			snprintf(c->allowed_hosts[c->nallowed_hosts++], CONFIG_HOST_MAX + 1, "%s", optarg);
 			break;
 		case OPT_LOG_TEXT:
-			if (strcmp(optarg, "short") == 0)
-				c->log_text = LOG_TEXT_SHORT;
-			else if (strcmp(optarg, "none") == 0)
-				c->log_text = LOG_TEXT_NONE;
-			else if (strcmp(optarg, "full") == 0)
-				c->log_text = LOG_TEXT_FULL;
-			else {
+			if (options_parse_log_text(optarg, &c->log_text) < 0) {
 				snprintf(err, errlen, "bad --log-text '%.32s' (short, none or full)", optarg);
 				return CONFIG_ERROR;
 			}
@@ -533,4 +527,16 @@ options_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 	if (!c->dashboard_token_file[0])
 		snprintf(c->dashboard_token_file, sizeof(c->dashboard_token_file), "%s" CONFIG_TOKEN_SUFFIX, c->arena);
 	return CONFIG_OK;
+}
+
+int
+options_parse_log_text(const char *s, enum log_text_mode *out)
+{
+	static const char *const words[] = { [LOG_TEXT_SHORT] = "short", [LOG_TEXT_NONE] = "none", [LOG_TEXT_FULL] = "full" };
+	for (size_t m = 0; m < sizeof(words) / sizeof(words[0]); m++)
+		if (strcmp(s, words[m]) == 0) {
+			*out = (enum log_text_mode)m;
+			return 0;
+		}
+	return -1;
 }

@@ -92,5 +92,7 @@ int options_parse_listen(const char *s, struct listen_addr *a, char *err, size_t
 bool options_is_loopback(const struct listen_addr *a);
 /* "123", "64K", "64M", "1G" (binary multiples). */
 int options_parse_size(const char *s, uint64_t *out);
+/* --log-text's word (short, none, full) as its mode; -1 when it is none of them. */
+int options_parse_log_text(const char *s, enum log_text_mode *out);
 
 #endif

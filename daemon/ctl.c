@@ -257,7 +257,8 @@ struct opts {
 	const char *path;
 	bool json, follow, lines_set;
 	uint64_t lines;
-	const char *log_text; /* NULL: not given */
+	enum log_text_mode log_text;
+	bool log_text_set;
 };
 
 /* Parses the options of argv (from argv[1]) up to its first argument, which is left at
@@ -277,9 +278,9 @@ parse_options(int argc, char **argv, struct opts *o)
 			o->json = true;
 			break;
 		case OPT_LOG_TEXT:
-			if (strcmp(optarg, "short") != 0 && strcmp(optarg, "none") != 0 && strcmp(optarg, "full") != 0)
+			if (options_parse_log_text(optarg, &o->log_text) < 0)
 				return usage_error("--log-text takes short, none or full, not '%.32s'", optarg);
-			o->log_text = optarg;
+			o->log_text_set = true;
 			break;
 		case 'f':
 			o->follow = true;
@@ -337,11 +338,8 @@ main(int argc, char **argv)
 		return usage_error("unknown command '%s' (stats, calls, tail or check)", cmd);
 	if (json && (is_tail || strcmp(cmd, "check") == 0))
 		return usage_error("--json does not apply to %s", cmd);
-	if ((follow || o.lines_set || o.log_text) && !is_tail)
+	if ((follow || o.lines_set || o.log_text_set) && !is_tail)
 		return usage_error("%s applies only to tail", follow ? "-f" : o.lines_set ? "-n" : "--log-text");
-	size_t text_chars = !o.log_text || strcmp(o.log_text, "short") == 0 ? LOG_TEXT_CHARS
-	                    : strcmp(o.log_text, "none") == 0             ? EVENT_LOG_TEXT_HIDDEN
-	                                                                  : EVENT_LOG_TEXT_ALL;
 
 	/* Output may go into a pipe that closes early (| head): that is a write error (EPIPE) handled
 	 * like the end of the output, never a death by signal. */
@@ -358,7 +356,7 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "calls") == 0)
 		status = cmd_calls(&a, json);
 	else if (is_tail)
-		status = cmd_tail(&a, &id, path, follow, lines, text_chars);
+		status = cmd_tail(&a, &id, path, follow, lines, event_log_text_chars(o.log_text));
 	else
 		status = cmd_check(&a, path);
 	arena_unmap(&a);

@@ -392,10 +392,7 @@ webhook(struct ingest *g, struct evhttp_request *req)
 	struct event_fact f;
 	if (event_fact_decode(g->store.fact.data, g->store.fact.len, &f) == 0) {
 		buf_reset(&g->line);
-		event_describe_text(&g->line, &f, g->store.fact_time_ns,
-		                    g->cfg->log_text == LOG_TEXT_NONE   ? EVENT_LOG_TEXT_HIDDEN
-		                    : g->cfg->log_text == LOG_TEXT_FULL ? EVENT_LOG_TEXT_ALL
-		                                                        : LOG_TEXT_CHARS);
+		event_describe_text(&g->line, &f, g->store.fact_time_ns, event_log_text_chars(g->cfg->log_text));
 		log_msg(LOG_INFO, "%s", buf_cstr(&g->line));
 	}
 }

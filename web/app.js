@@ -1412,8 +1412,9 @@ if (new URLSearchParams(location.search).has('token')) {
     state.streamGeneration = null;
     state.seq = body.seq;
     const listed = body.calls.filter((c) => c && typeof c.id === 'string');
+    const listedIds = new Set(listed.map((c) => c.id));
     const kept = new Set(newer.map((c) => c.id));
-    const unlisted = newer.filter((c) => !listed.some((l) => l.id === c.id)).length;
+    const unlisted = newer.filter((c) => !listedIds.has(c.id)).length;
     state.total = isNum(body.total) ? body.total + unlisted : null;
     const calls = newer.concat(listed.filter((c) => !kept.has(c.id)));
     calls.sort((a, b) => newness(b) - newness(a));
